@@ -1,0 +1,1 @@
+"""syncd: a self-hosted HubSpot <-> Salesforce sync daemon (see ARCHITECTURE.md)."""

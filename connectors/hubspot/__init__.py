@@ -1,0 +1,1 @@
+"""HubSpot: the loopback emulator (`emulator.py`); the connector arrives with the pull issue."""

@@ -1,0 +1,215 @@
+"""The command line (ARCHITECTURE section 3): parses, wires the objects of a command, and turns
+every error into one readable line and its exit code. Tracebacks go to the debug log only."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from syncd import registry
+from syncd.config import Settings, config_path, load_settings
+from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError
+from syncd.log import configure, redact
+
+log = logging.getLogger("syncd")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(command: F) -> F:
+    """`--config`, `--log-level` and `--log-format`, which every command takes."""
+    command = click.option(
+        "--config",
+        "config_file",
+        metavar="PATH",
+        help="Config file (default ./config.toml, or env SYNCD_CONFIG).",
+    )(command)
+    command = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        help="Least severe log lines to print (to stderr).",
+    )(command)
+    command = click.option(
+        "--log-format",
+        type=click.Choice(["keyvalue", "json"]),
+        default="keyvalue",
+        show_default=True,
+        help="key=value lines for people, json for containers.",
+    )(command)
+    return command
+
+
+def settings_for(options: Mapping[str, Any], *, require_credentials: bool = True) -> Settings:
+    """Load the config named by the command's options, then log with its secrets redacted."""
+    configure(options["log_level"], options["log_format"])
+    settings = load_settings(
+        config_path(options["config_file"]), require_credentials=require_credentials
+    )
+    configure(options["log_level"], options["log_format"], settings.secrets())
+    return settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="syncd")
+def cli() -> None:
+    """syncd keeps HubSpot and Salesforce on one dataset: it pulls both, reconciles them in a
+    shared SQLite store, and writes back unified lifecycle stages and closed-loop attribution."""
+
+
+@cli.command()
+@common_options
+def check(**options: Any) -> int:
+    """Validate the config file (every problem at once); exit 2 if anything is wrong."""
+    settings = settings_for(options)
+    click.echo(
+        f"{settings.source}: OK. hubspot {settings.hubspot.base_url}; salesforce "
+        f"{settings.salesforce.instance_url} (auth {settings.salesforce.auth}); "
+        f"store {settings.store.path}."
+    )
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--scale", type=click.IntRange(100, 1_000_000), default=1000, show_default=True,
+              help="People in the synthetic org.")
+@click.option("--seed", type=int, default=7, show_default=True,
+              help="Same seed, same org, record for record.")
+@click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("sandbox.toml"), show_default=True,
+              help="Where to write a syncd config that points at the emulators.")
+@click.option("--hubspot-limits", type=click.Choice(["enterprise", "unlimited"]),
+              default="enterprise", show_default=True,
+              help="HubSpot rate limits: an Enterprise portal's (190/10 s, 5 searches/s) or none.")
+@click.option("--hubspot-port", type=click.IntRange(0, 65535), default=0,
+              help="Port for the HubSpot emulator (default: any free port).")
+@click.option("--salesforce-port", type=click.IntRange(0, 65535), default=0,
+              help="Port for the Salesforce emulator (default: any free port).")
+@common_options
+def sandbox(
+    scale: int,
+    seed: int,
+    config_out: Path,
+    hubspot_limits: str,
+    hubspot_port: int,
+    salesforce_port: int,
+    **options: Any,
+) -> int:
+    """Start both emulators seeded with a synthetic org, write a config pointing at them, and
+    serve until interrupted (Ctrl-C or SIGTERM)."""
+    configure(options["log_level"], options["log_format"])
+    box, info = _start_sandbox(
+        scale=scale,
+        seed=seed,
+        directory=config_out.parent / f"{config_out.stem}-ca",
+        hubspot_limits=hubspot_limits,
+        port_hubspot=hubspot_port,
+        port_salesforce=salesforce_port,
+    )
+    try:
+        _write_atomically(config_out, box.config_text(info))
+        click.echo(f"HubSpot emulator:    {info.hubspot_url}")
+        click.echo(f"Salesforce emulator: {info.salesforce_url}")
+        click.echo(f"CA certificate:      {info.ca_path}")
+        click.echo(f"Config written to:   {config_out}  (syncd --config {config_out} ...)")
+        _print_counts(info.counts)
+        click.echo("Serving until interrupted (Ctrl-C).")
+        _wait_for_signal()
+    finally:
+        box.stop()
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--scale", type=click.IntRange(100, 100_000), default=2000, show_default=True,
+              help="People in the synthetic org.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@common_options
+def demo(scale: int, seed: int, **options: Any) -> int:
+    """What a newcomer runs first: starts the sandbox and shows the org it seeded."""
+    configure(options["log_level"], options["log_format"])
+    click.echo(f"Starting the HubSpot and Salesforce emulators with {scale} synthetic people...")
+    box, info = _start_sandbox(scale=scale, seed=seed, directory=None, hubspot_limits="enterprise")
+    try:
+        click.echo(f"HubSpot emulator at {info.hubspot_url}, Salesforce at {info.salesforce_url}")
+        _print_counts(info.counts)
+    finally:
+        box.stop()
+    return EXIT_OK
+
+
+def _start_sandbox(**arguments: Any) -> tuple[Any, Any]:
+    """The sandbox found through its entry point, started: `(sandbox, info)`."""
+    factory = registry.load(registry.SANDBOXES, "default")
+    box = factory(**arguments)
+    try:
+        return box, box.start()
+    except BaseException:
+        box.stop()
+        raise
+
+
+def _print_counts(counts: Mapping[str, int]) -> None:
+    table = Table(title="Seeded org", show_header=True)
+    table.add_column("what")
+    table.add_column("records", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    Console().print(table)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the command, print errors as lines, exit with the code."""
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False,
+                          prog_name="syncd")
+    except click.exceptions.Abort:
+        click.echo("syncd: interrupted.", err=True)
+        return EXIT_STOPPED
+    except click.ClickException as exc:
+        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "syncd"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"{where}: {message} See `{where} --help`.", err=True)
+        return EXIT_USAGE
+    except SyncdError as exc:
+        log.debug("command failed", exc_info=True)
+        for line in exc.lines():
+            click.echo(redact(line), err=True)
+        return exc.exit_code
+    except Exception as exc:
+        log.debug("unexpected error", exc_info=True)
+        click.echo(
+            redact(f"syncd: unexpected error ({type(exc).__name__}: {exc}); "
+                   f"run again with --log-level debug for the traceback."),
+            err=True,
+        )
+        return EXIT_STOPPED
+    return result if isinstance(result, int) else EXIT_OK
