@@ -1,0 +1,87 @@
+"""The command line as typed: help everywhere, one line and exit 2 for bad usage or config."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from syncd.cli import cli, run
+
+COMMANDS = sorted(cli.list_commands(None))  # type: ignore[arg-type]
+
+
+def syncd(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_text(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"Usage: syncd {command}" in out
+    assert "--config" in out
+    assert len(cli.commands[command].help or "") > 20
+
+
+def test_unknown_option_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["sandbox", "--scal", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "No such option '--scal'. Did you mean '--scale'?" in err
+
+
+def test_out_of_range_scale_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["sandbox", "--scale", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--scale" in err and "100<=x<=1000000" in err
+
+
+def test_unknown_command_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["frobnicate"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_check_reports_a_malformed_config_in_one_line_without_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[hubspot]\naccess_token = "pat-x"\nrequests_per_10s = "lots"\n'
+        '[salesforce]\naccess_token = "t"\n'
+    )
+    done = syncd("check", "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0
+    assert f"{config} [hubspot] requests_per_10s:" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+def test_check_accepts_a_good_config_from_syncd_config_env(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[hubspot]\naccess_token = "pat-x"\n[salesforce]\naccess_token = "t"\n')
+    import os
+
+    done = syncd("check", env={**os.environ, "SYNCD_CONFIG": str(config)}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"{config}: OK." in done.stdout
+
+
+def test_check_without_a_config_file_names_the_default_path(tmp_path: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "SYNCD_CONFIG"}
+    done = syncd("check", env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "config.toml: file not found. Copy config.example.toml there, or pass --config PATH."
+    )
