@@ -77,7 +77,6 @@ def test_method_not_allowed_is_told_apart_from_unknown_paths(
 
 def test_injected_errors_are_seeded_and_repeatable(loopback_ca: ThrowawayCA) -> None:
     def statuses(seed: int) -> list[int]:
-        router, _ = echo_app()
         server = LoopbackServer(
             lambda r: ("x", Response(200, {})),
             lambda status, _: Response(status, {}),
