@@ -1,0 +1,70 @@
+"""The `Connector` protocol both CRMs implement, and the window a run reads.
+
+A connector is a few methods: list its streams, describe an object, pull pages from a cursor,
+push changes (safe to repeat), report usage. It speaks its CRM's words inside and syncd's words
+at this edge; it never sees the store. The core finds a connector factory by name through the
+`syncd.connectors` entry points: `factory(settings) -> Connector`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from syncd.model import Change, ObjectSchema, Page, PushResult, Stream, Usage
+
+if TYPE_CHECKING:
+    from syncd.config import Settings
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one run reads: changes before `run_start`, from each cursor less `lookback`.
+
+    `since` (from `--since`) re-reads everything modified from that instant; `full` (from
+    `--full`) re-reads all history, as a first backfill does.
+    """
+
+    run_start: datetime
+    lookback: timedelta
+    since: datetime | None = None
+    full: bool = False
+
+
+class Connector(Protocol):
+    system: str
+
+    def streams(self) -> Sequence[Stream]:
+        """The streams this connector reads, in the order a run should read them."""
+        ...
+
+    def describe(self, object_name: str) -> ObjectSchema:
+        """The live schema of one object (HubSpot properties, Salesforce describe)."""
+        ...
+
+    def pull(self, stream: str, cursor: str | None, window: Window) -> Iterator[Page]:
+        """Pages of `stream` from `cursor` (None: never read), in cursor order.
+
+        Each page carries the cursor to keep once it is stored; the last page's cursor is where
+        the next run starts. A cursor never moves backwards.
+        """
+        ...
+
+    def push(self, changes: Sequence[Change]) -> list[PushResult]:
+        """Apply changes in the largest batches the API allows; one result per change, in order.
+
+        Safe to repeat: creates go through upserts on an idempotency key.
+        """
+        ...
+
+    def usage(self) -> Usage:
+        """Calls made so far by this connector and the allowance left."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ConnectorFactory(Protocol):
+    def __call__(self, settings: Settings) -> Connector: ...

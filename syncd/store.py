@@ -1,0 +1,263 @@
+"""The SQLite store (sqlite-utils, WAL): the one module that writes SQL.
+
+Holds what was pulled (`source_record`), where each stream stands (`cursor`), the runs and the
+API usage. A page of records and its cursor commit in one transaction, so a run killed at any
+instant resumes with nothing lost and nothing half-written. The file is created readable by
+its owner only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from syncd.errors import StoreError
+from syncd.migrations import MIGRATIONS
+from syncd.model import Page, Usage
+
+
+def iso(value: datetime) -> str:
+    """ISO 8601 in UTC with milliseconds and `Z`: sorts as text in time order."""
+    return (
+        value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Created 0600 before SQLite opens it: the store holds people's data.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            self.db = sqlite_utils.Database(str(path))
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self._migrate()
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise StoreError(
+                f"Store {path}: cannot be opened ({exc}). Check the path in "
+                f"[store] path and that the file is a syncd store."
+            ) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        conn = self.db.conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        done = {row[0] for row in conn.execute("SELECT version FROM schema_version")}
+        newest = max(v for v, _, _ in MIGRATIONS)
+        if done and max(done) > newest:
+            raise StoreError(
+                f"Store {self.path}: schema version {max(done)} is newer than this syncd "
+                f"understands ({newest}). Upgrade syncd."
+            )
+        for version, name, script in MIGRATIONS:
+            if version in done:
+                continue
+            with conn:
+                conn.execute("BEGIN")
+                for statement in _statements(script):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    (version, name, iso(datetime.now(UTC))),
+                )
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("SELECT max(version) FROM schema_version").fetchone()[0])
+
+    # runs ---------------------------------------------------------------------------------
+
+    def begin_run(self, started_at: datetime, kind: str, options: Mapping[str, Any]) -> int:
+        with self.db.conn:
+            cursor = self.db.conn.execute(
+                "INSERT INTO run (started_at, kind, status, options) VALUES (?, ?, 'running', ?)",
+                (iso(started_at), kind, json.dumps(dict(options), default=str)),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(
+        self,
+        run: int,
+        finished_at: datetime,
+        status: str,
+        exit_code: int,
+        summary: Mapping[str, Any],
+        error: str | None = None,
+    ) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                "UPDATE run SET finished_at = ?, status = ?, exit_code = ?, summary = ?, error = ?"
+                " WHERE id = ?",
+                (iso(finished_at), status, exit_code, json.dumps(dict(summary)), error, run),
+            )
+
+    def runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM run ORDER BY id DESC LIMIT ?", [limit]))
+
+    # pull ---------------------------------------------------------------------------------
+
+    def cursor(self, system: str, stream: str) -> str | None:
+        row = self.db.execute(
+            "SELECT cursor FROM cursor WHERE system = ? AND stream = ?", [system, stream]
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_page(self, run: int, system: str, page: Page) -> int:
+        """Store a page's records and its cursor in one transaction; rows actually changed.
+
+        A record re-read unchanged (the lookback window re-reads some) is not written again.
+        """
+        rows = [
+            (
+                system,
+                record.object,
+                record.id,
+                iso(record.updated_at),
+                int(record.deleted),
+                record.merged_into,
+                json.dumps(record.fields, sort_keys=True, ensure_ascii=False),
+                run,
+            )
+            for record in page.records
+        ]
+        conn = self.db.conn
+        with conn:
+            before = conn.total_changes
+            conn.executemany(
+                """
+                INSERT INTO source_record
+                    (system, object, id, updated_at, deleted, merged_into, data, pulled_run)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (system, object, id) DO UPDATE SET
+                    updated_at = excluded.updated_at, deleted = excluded.deleted,
+                    merged_into = excluded.merged_into, data = excluded.data,
+                    pulled_run = excluded.pulled_run
+                WHERE source_record.data IS NOT excluded.data
+                   OR source_record.deleted IS NOT excluded.deleted
+                   OR source_record.merged_into IS NOT excluded.merged_into
+                   OR source_record.updated_at < excluded.updated_at
+                """,
+                rows,
+            )
+            changed = conn.total_changes - before
+            conn.execute(
+                """
+                INSERT INTO cursor (system, stream, cursor, watermark, saved_at, run)
+                VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (system, stream) DO UPDATE SET
+                    cursor = excluded.cursor, watermark = excluded.watermark,
+                    saved_at = excluded.saved_at, run = excluded.run
+                WHERE cursor.cursor IS NOT excluded.cursor
+                """,
+                (
+                    system,
+                    page.stream,
+                    page.cursor,
+                    iso(page.watermark) if page.watermark else None,
+                    iso(datetime.now(UTC)),
+                    run,
+                ),
+            )
+        return changed
+
+    def reset_cursors(self, system: str | None = None) -> None:
+        with self.db.conn:
+            if system is None:
+                self.db.conn.execute("DELETE FROM cursor")
+            else:
+                self.db.conn.execute("DELETE FROM cursor WHERE system = ?", (system,))
+
+    def cursors(self) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM cursor ORDER BY system, stream"))
+
+    def source_counts(self) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT system, object, count(*) AS rows, sum(deleted) AS deleted, "
+                "sum(merged_into IS NOT NULL) AS merged, max(updated_at) AS newest "
+                "FROM source_record GROUP BY system, object ORDER BY system, object"
+            )
+        )
+
+    def source_record(self, system: str, object_name: str, record_id: str) -> dict[str, Any] | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM source_record WHERE system = ? AND object = ? AND id = ?",
+                [system, object_name, record_id],
+            )
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        row["data"] = json.loads(row["data"])
+        return row
+
+    def source_records(self, system: str, object_name: str) -> Iterator[dict[str, Any]]:
+        for row in self.db.query(
+            "SELECT * FROM source_record WHERE system = ? AND object = ? ORDER BY id",
+            [system, object_name],
+        ):
+            row["data"] = json.loads(row["data"])
+            yield row
+
+    # usage --------------------------------------------------------------------------------
+
+    def record_usage(self, run: int, usage: Usage) -> None:
+        with self.db.conn:
+            self.db.conn.execute(
+                """
+                INSERT INTO api_usage (run, system, calls, retries, throttled, limit_total,
+                                       remaining, details, recorded_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (run, system) DO UPDATE SET
+                    calls = excluded.calls, retries = excluded.retries,
+                    throttled = excluded.throttled, limit_total = excluded.limit_total,
+                    remaining = excluded.remaining, details = excluded.details,
+                    recorded_at = excluded.recorded_at
+                """,
+                (
+                    run,
+                    usage.system,
+                    usage.calls,
+                    usage.retries,
+                    usage.throttled,
+                    usage.limit,
+                    usage.remaining,
+                    json.dumps(dict(usage.details)),
+                    iso(datetime.now(UTC)),
+                ),
+            )
+
+    def latest_usage(self) -> list[dict[str, Any]]:
+        return list(
+            self.db.query(
+                "SELECT u.* FROM api_usage u JOIN (SELECT system, max(run) AS run FROM api_usage "
+                "GROUP BY system) last USING (system, run) ORDER BY system"
+            )
+        )
+
+
+def _statements(script: str) -> Iterator[str]:
+    for statement in script.split(";"):
+        if statement.strip():
+            yield statement
