@@ -50,6 +50,7 @@ class Page:
     cursor: str
     watermark: datetime | None = None
     calls: int = 1
+    total: int | None = None  # records the stream holds in all, where the CRM says (progress)
 
 
 @dataclass(frozen=True)
