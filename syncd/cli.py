@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,8 +18,13 @@ from rich.table import Table
 
 from syncd import registry
 from syncd.config import Settings, config_path, load_settings
-from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError
+from syncd.connector import Connector
+from syncd.console import LogProgress, TerminalProgress, print_run, print_status
+from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
 from syncd.log import configure, redact
+from syncd.model import utc
+from syncd.pipeline import RunOptions, run_once
+from syncd.store import Store
 
 log = logging.getLogger("syncd")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -77,6 +83,90 @@ def check(**options: Any) -> int:
         f"store {settings.store.path}."
     )
     return EXIT_OK
+
+
+class IsoInstant(click.ParamType):  # type: ignore[type-arg]
+    """An ISO 8601 date or date-time; naive values are UTC."""
+
+    name = "ISO"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        except ValueError:
+            self.fail(f'"{value}" is not an ISO date or date-time such as 2026-01-31 or '
+                      f"2026-01-31T08:00:00Z", param, ctx)
+
+
+@cli.command("run")
+@click.option("--once", is_flag=True, help="Run one pass, then exit (a backfill, a cron job).")
+@click.option("--since", type=IsoInstant(),
+              help="Re-read everything modified since this instant (ISO 8601, UTC if no offset).")
+@click.option("--full", is_flag=True, help="Re-read all history, as the first pass does.")
+@click.option("--dry-run", is_flag=True, help="Read into the store; write nothing to either CRM.")
+@common_options
+def run_command(
+    once: bool, since: datetime | None, full: bool, dry_run: bool, **options: Any
+) -> int:
+    """Run a pass: pull both CRMs from their cursors into the store."""
+    if not once:
+        raise UsageError(
+            "syncd run without --once is the daemon, which this build does not include yet; "
+            "run `syncd run --once` (from cron, for example)."
+        )
+    if since is not None and full:
+        raise UsageError("syncd run: give --since or --full, not both.")
+    settings = settings_for(options)
+    store = Store(settings.store.path)
+    connectors = _connectors(settings)
+    console = Console(stderr=True)
+    progress = TerminalProgress(console) if console.is_terminal else LogProgress()
+    try:
+        with progress:
+            report = run_once(
+                store,
+                connectors,
+                clock=lambda: datetime.now(UTC),
+                lookback=timedelta(seconds=settings.sync.lookback_seconds),
+                budgets={"hubspot": settings.hubspot.daily_budget,
+                         "salesforce": settings.salesforce.daily_budget},
+                options=RunOptions(kind="dry-run" if dry_run else "once", since=since,
+                                   full=full, dry_run=dry_run),
+                progress=progress,
+            )
+    finally:
+        for connector in connectors.values():
+            connector.close()
+        store.close()
+    print_run(Console(), report)
+    if report.error:
+        click.echo(redact(report.error), err=True)
+    return report.exit_code
+
+
+@cli.command()
+@common_options
+def status(**options: Any) -> int:
+    """Show the last passes, the cursors, row counts and API usage against the budget."""
+    settings = settings_for(options, require_credentials=False)
+    if not settings.store.path.exists():
+        raise UsageError(f"No store at {settings.store.path} yet: run `syncd run --once` first.")
+    store = Store(settings.store.path)
+    try:
+        print_status(Console(), store)
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def _connectors(settings: Settings) -> dict[str, Connector]:
+    """Both connectors, found by name through their entry points."""
+    built: dict[str, Connector] = {}
+    for name in ("hubspot", "salesforce"):
+        built[name] = registry.load(registry.CONNECTORS, name)(settings)
+    return built
 
 
 @cli.command()

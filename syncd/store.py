@@ -248,6 +248,15 @@ class Store:
                 ),
             )
 
+    def calls_since(self, system: str, since: datetime) -> int:
+        """API calls to `system` recorded by the passes started at or after `since`."""
+        row = self.db.execute(
+            "SELECT coalesce(sum(u.calls), 0) FROM api_usage u JOIN run r ON r.id = u.run "
+            "WHERE u.system = ? AND r.started_at >= ?",
+            [system, iso(since)],
+        ).fetchone()
+        return int(row[0])
+
     def latest_usage(self) -> list[dict[str, Any]]:
         return list(
             self.db.query(

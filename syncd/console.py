@@ -1,0 +1,135 @@
+"""What the CLI shows people: progress of a pass and the status tables.
+
+On a terminal a pass shows a progress bar per stream (rich); elsewhere (containers, CI, pipes)
+it logs a progress line at most every `every` seconds per stream, so logs stay readable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from syncd.log import event
+from syncd.model import Page
+from syncd.pipeline import RunReport, StreamReport
+from syncd.store import Store
+
+log = logging.getLogger("syncd.progress")
+
+
+class TerminalProgress:
+    """A rich progress bar per stream, removed when the stream is done."""
+
+    def __init__(self, console: Console) -> None:
+        self._bars = Progress(
+            TextColumn("{task.description:<32}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self._tasks: dict[tuple[str, str], Any] = {}
+
+    def __enter__(self) -> TerminalProgress:
+        self._bars.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._bars.stop()
+
+    def page(self, system: str, stream: str, page: Page, rows_so_far: int) -> None:
+        key = (system, stream)
+        if key not in self._tasks:
+            self._tasks[key] = self._bars.add_task(f"{system} {stream}", total=page.total)
+        task = self._tasks[key]
+        total = max(page.total or 0, rows_so_far) or None
+        self._bars.update(task, completed=rows_so_far, total=total)
+
+    def stream_done(self, report: StreamReport) -> None:
+        task = self._tasks.pop((report.system, report.stream), None)
+        if task is not None:
+            self._bars.remove_task(task)
+
+
+class LogProgress:
+    """A `progress` log line per stream at most every `every` seconds."""
+
+    def __init__(self, every: float = 10.0, timer: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._timer = timer
+        self._last: dict[tuple[str, str], float] = {}
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        pass
+
+    def page(self, system: str, stream: str, page: Page, rows_so_far: int) -> None:
+        key = (system, stream)
+        now = self._timer()
+        if now - self._last.setdefault(key, now) >= self.every:
+            self._last[key] = now
+            event(log, "progress", system=system, stream=stream, rows=rows_so_far,
+                  total=page.total if page.total is not None else "?", watermark=page.watermark)
+
+    def stream_done(self, report: StreamReport) -> None:
+        self._last.pop((report.system, report.stream), None)
+
+
+def print_run(console: Console, report: RunReport) -> None:
+    table = Table(title=f"Pass {report.run}: {report.status}")
+    for column in ("system", "stream", "pages", "rows read", "rows changed", "calls", "took"):
+        table.add_column(column, justify="left" if column in ("system", "stream") else "right")
+    for s in report.streams:
+        table.add_row(s.system, s.stream, f"{s.pages:,}", f"{s.rows:,}", f"{s.changed:,}",
+                      f"{s.calls:,}", f"{s.took:.1f}s")
+    console.print(table)
+    if report.error:
+        console.print(f"[bold]Stopped:[/bold] {report.error}")
+
+
+def print_status(console: Console, store: Store) -> None:
+    console.print(_table("Last passes", store.runs(10), {
+        "id": "pass", "started_at": "started", "finished_at": "finished", "kind": "kind",
+        "status": "status", "exit_code": "exit", "summary": "summary", "error": "error"}))
+    console.print(_table("Cursors", store.cursors(), {
+        "system": "system", "stream": "stream", "watermark": "watermark", "saved_at": "saved"}))
+    console.print(_table("Source records", store.source_counts(), {
+        "system": "system", "object": "object", "rows": "rows", "deleted": "deleted",
+        "merged": "merged", "newest": "newest change"}))
+    console.print(_table("API usage (latest pass)", store.latest_usage(), {
+        "system": "system", "calls": "calls", "retries": "retries", "throttled": "429s",
+        "limit_total": "daily limit", "remaining": "remaining", "recorded_at": "at"}))
+
+
+def _table(title: str, rows: Iterable[Mapping[str, Any]], columns: Mapping[str, str]) -> Table:
+    table = Table(title=title)
+    for header in columns.values():
+        table.add_column(header)
+    empty = True
+    for row in rows:
+        empty = False
+        table.add_row(*(_cell(row.get(key)) for key in columns))
+    if empty:
+        table.add_row(*(["(none)"] + [""] * (len(columns) - 1)))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str) and value.startswith("{"):
+        parsed = json.loads(value)
+        return " ".join(f"{k}={v}" for k, v in parsed.items())
+    return str(value)
