@@ -231,7 +231,10 @@ class LoopbackServer:
         return self._app_lock
 
     def start(self) -> LoopbackServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        # A short poll interval: stop() returns in 50 ms, not the default 0.5 s.
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -281,6 +284,9 @@ class LoopbackServer:
 def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm
+        # holds every body back ~40 ms behind the client's delayed ACK.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass  # the server keeps its own log
