@@ -16,10 +16,10 @@ import ssl
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -108,7 +108,9 @@ class Router:
 
 
 def _method_not_allowed(request: Request) -> Response:
-    return Response(405, [{"errorCode": "METHOD_NOT_ALLOWED", "message": "HTTP Method not allowed"}])
+    return Response(
+        405, [{"errorCode": "METHOD_NOT_ALLOWED", "message": "HTTP Method not allowed"}]
+    )
 
 
 @dataclass
@@ -119,8 +121,9 @@ class Faults:
     from `error_statuses`; `latency_rate` of requests wait `latency` seconds first;
     `drop_rate` of connections are closed with no answer; `reject_rate` is read by the apps
     to refuse that share of records in writes (and `reject_record(object, fields)` to refuse
-    chosen ones); `exempt(request)` spares requests from the generic faults; after request number `kill_after` has been
-    handled (its effects applied) and before its answer is sent, `on_kill` is called.
+    chosen ones); `exempt(request)` spares requests from the generic faults; after request
+    number `kill_after` has been handled (its effects applied) and before its answer is sent,
+    `on_kill` is called.
     """
 
     seed: int = 0
@@ -288,7 +291,7 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
         # holds every body back ~40 ms behind the client's delayed ACK.
         disable_nagle_algorithm = True
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # the server keeps its own log
 
         def _serve(self) -> None:
@@ -310,8 +313,14 @@ def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             if faults.kill_after is not None and number == faults.kill_after and faults.on_kill:
                 faults.on_kill()
             server.record(
-                LoggedRequest(number, self.command, parts.path, endpoint, response.status,
-                              time.perf_counter() - started)
+                LoggedRequest(
+                    number,
+                    self.command,
+                    parts.path,
+                    endpoint,
+                    response.status,
+                    time.perf_counter() - started,
+                )
             )
             if dropped:
                 self.close_connection = True
