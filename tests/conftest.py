@@ -56,7 +56,7 @@ def trusting_session(ca_path: Path) -> requests.Session:
 @pytest.fixture
 def salesforce_client(salesforce_emulator: Any) -> Any:
     """The real simple-salesforce client, with a session token issued by the emulator."""
-    from simple_salesforce import Salesforce
+    from simple_salesforce.api import Salesforce
 
     return Salesforce(
         instance_url=salesforce_emulator.url,
