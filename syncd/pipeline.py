@@ -87,9 +87,14 @@ def run_once(
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
     timer: Callable[[], float] = time.perf_counter,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> RunReport:
     """One pass: pull every stream of every connector. Never raises a SyncdError: the report
-    says how the pass ended (`status`, `exit_code`, `error`)."""
+    says how the pass ended (`status`, `exit_code`, `error`).
+
+    `should_stop` is asked after every stored page: once it says yes (SIGTERM in the daemon), the
+    pass ends there with status `interrupted`, its cursors kept.
+    """
     started_at = clock()
     run = store.begin_run(started_at, options.kind, _options_summary(options))
     report = RunReport(run=run, started_at=started_at)
@@ -101,11 +106,15 @@ def run_once(
         for system, connector in connectors.items():
             budget = _Budget(store, system, budgets.get(system, 1.0), started_at)
             for stream in connector.streams():
+                if should_stop():
+                    raise _Interrupted
                 report.streams.append(
                     _pull_stream(store, run, connector, stream.name, window, budget, progress,
-                                 timer)
+                                 timer, should_stop)
                 )
         report.status = "ok"
+    except _Interrupted:
+        report.status, report.exit_code = "interrupted", EXIT_OK
     except (BudgetError, AuthError, ConnectorError) as exc:
         report.status, report.exit_code, report.error = "stopped", EXIT_STOPPED, str(exc)
     except SyncdError as exc:
@@ -133,6 +142,7 @@ def _pull_stream(
     budget: _Budget,
     progress: Progress | None,
     timer: Callable[[], float],
+    should_stop: Callable[[], bool],
 ) -> StreamReport:
     system = connector.system
     report = StreamReport(system, stream)
@@ -148,12 +158,18 @@ def _pull_stream(
         event(log, "page", logging.DEBUG, run=run, system=system, stream=stream,
               rows=len(page.records), calls=page.calls, watermark=page.watermark)
         budget.check(connector.usage())
+        if should_stop():
+            raise _Interrupted
     report.took = round(timer() - began, 3)
     if progress is not None:
         progress.stream_done(report)
     event(log, "pull", run=run, system=system, stream=stream, pages=report.pages,
           rows=report.rows, changed=report.changed, calls=report.calls, took=f"{report.took}s")
     return report
+
+
+class _Interrupted(Exception):
+    """Raised between pages when the caller asked the pass to stop."""
 
 
 class _Budget:
