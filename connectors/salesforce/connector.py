@@ -1,0 +1,919 @@
+"""The Salesforce connector: pulls sObjects by `SystemModstamp` and pushes sObject Collections.
+
+Reads go through simple-salesforce's `queryAll` (deletes and merge losers included) ordered by
+`SystemModstamp, Id` inside a bounded window `[watermark - lookback, run_start)`, paging by
+`nextRecordsUrl`. When the first page's `totalSize` says the window holds more than
+`bulk_threshold` rows, the rest of the window is read by a Bulk API 2.0 `queryAll` job, whose
+CSV is typed back by the object's describe. Writes use sObject Collections (200 records a call,
+`allOrNone` false) for updates by id and upserts by external id, and Bulk API 2.0 ingest jobs
+above `bulk_threshold`. Every call is retried with `syncd.pacing.retrying()` on 5xx, 429 and
+dropped connections; an expired session is renewed once where the auth flow allows it.
+
+The cursor (JSON) holds the watermark (everything modified before it is stored) and, while a
+read is under way, that read's bounds, the last stamp stored and where to go on (the query
+locator or the bulk job and its results locator), so a run stopped after any page resumes
+there; if the locator has expired it re-queries from the last stamp stored.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import logging
+import re
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+from simple_salesforce.api import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceGeneralError,
+    SalesforceOperationError,
+    SalesforceRefusedRequest,
+)
+
+from connectors.salesforce.auth import SYSTEM, TokenSource
+from syncd.config import Settings
+from syncd.connector import Window
+from syncd.errors import (
+    AuthError,
+    BudgetError,
+    ConfigError,
+    ConnectorError,
+    RetryableError,
+)
+from syncd.log import event
+from syncd.model import (
+    Change,
+    FieldInfo,
+    ObjectSchema,
+    Page,
+    PushResult,
+    Record,
+    Stream,
+    Usage,
+    utc,
+)
+from syncd.pacing import retrying
+
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+_SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+_CONVERSION_FIELDS = (
+    "IsConverted", "ConvertedDate", "ConvertedContactId", "ConvertedAccountId",
+    "ConvertedOpportunityId",
+)
+_PERSON = ("FirstName", "LastName", "Email", "Title", "Phone", "LeadSource", "OwnerId",
+           "Lifecycle_Stage__c", "Syncd_Id__c")
+
+DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
+    "Lead": (*_PERSON, "Company", "Website", "Status", "MasterRecordId", *_CONVERSION_FIELDS),
+    "Contact": ("AccountId", *_PERSON, "MasterRecordId"),
+    "Account": ("Name", "Website", "Industry", "Type", "OwnerId", "MasterRecordId"),
+    "Opportunity": (
+        "Name", "AccountId", "StageName", "CloseDate", "Amount", "Probability", "IsClosed",
+        "IsWon", "CampaignId", "LeadSource", "Type", "OwnerId", "First_Touch_Campaign__c",
+        "Last_Touch_Campaign__c",
+    ),
+    "OpportunityContactRole": ("OpportunityId", "ContactId", "Role", "IsPrimary"),
+    "OpportunityStage": (
+        "ApiName", "MasterLabel", "IsActive", "IsClosed", "IsWon", "DefaultProbability",
+        "SortOrder",
+    ),
+    "Campaign": ("Name", "Type", "Status", "StartDate", "EndDate", "IsActive", "ParentId",
+                 "Attributed_Revenue__c"),
+    "CampaignMember": ("CampaignId", "LeadId", "ContactId", "Status", "HasResponded",
+                       "FirstRespondedDate"),
+    "Task": ("WhoId", "WhatId", "Subject", "Type", "Status", "ActivityDate"),
+    "Event": ("WhoId", "WhatId", "Subject", "Type", "StartDateTime", "EndDateTime",
+              "ActivityDate"),
+}
+"""What each stream requests by default: identity, the default field rules, lifecycle signals,
+touchpoints and attribution (ARCHITECTURE section 5), plus the system fields every read needs."""
+
+STREAMS = tuple(DEFAULT_FIELDS)
+_MERGEABLE = frozenset({"Lead", "Contact", "Account"})
+COLLECTION_SIZE = 200  # sObject Collections take at most 200 records a call [doc]
+BULK_PAGE_SIZE = 10_000  # rows per Bulk results call: one page, kept small for a flat RSS
+BULK_POLL_MAX = 10.0  # seconds between job status reads, at most
+BULK_WAIT_LIMIT = 3600.0  # a job not done after an hour is reported, not waited on forever
+
+
+class SalesforceCallError(ConnectorError):
+    """A call Salesforce refused for a reason retrying cannot fix (400, 404, ...)."""
+
+    def __init__(self, message: str, *, error_code: str = "", **where: str) -> None:
+        super().__init__(message, **where)
+        self.error_code = error_code
+
+
+# -- the cursor ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Read:
+    """One window being read: `[lower, upper)`, resumable after any page."""
+
+    lower: datetime | None
+    upper: datetime
+    after: datetime | None = None  # the last SystemModstamp stored by this read
+    next_url: str | None = None  # REST query locator (nextRecordsUrl) to go on from
+    job: str | None = None  # Bulk API 2.0 query job to go on from ...
+    locator: str | None = None  # ... at this results locator ("" = the first results)
+    total: int | None = None
+
+    @property
+    def since(self) -> datetime | None:
+        """The lower bound to query from: the last stamp stored, else the window's start."""
+        return self.after or self.lower
+
+
+@dataclass
+class _Cursor:
+    watermark: datetime | None = None
+    read: _Read | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> _Cursor:
+        if not text:
+            return cls()
+        data = json.loads(text)
+        read = data.get("read")
+        return cls(
+            watermark=_instant(data.get("watermark")),
+            read=None if read is None else _Read(
+                lower=_instant(read.get("lower")), upper=_parse_instant(read["upper"]),
+                after=_instant(read.get("after")), next_url=read.get("next"),
+                job=read.get("job"), locator=read.get("locator"),
+            ),
+        )
+
+    def dump(self) -> str:
+        read = self.read
+        body: dict[str, Any] = {"v": 1, "watermark": _iso(self.watermark), "read": None}
+        if read is not None:
+            body["read"] = {
+                "lower": _iso(read.lower), "upper": _iso(read.upper), "after": _iso(read.after),
+                "next": read.next_url, "job": read.job, "locator": read.locator,
+            }
+        return json.dumps(body, separators=(",", ":"))
+
+    def advance(self, stamp: datetime | None) -> None:
+        """Move the watermark forward to `stamp`; it never moves back."""
+        if stamp is not None and (self.watermark is None or stamp > self.watermark):
+            self.watermark = stamp
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _instant(text: str | None) -> datetime | None:
+    return None if text is None else _parse_instant(text)
+
+
+def _parse_instant(text: str) -> datetime:
+    """A Salesforce or ISO datetime (`...000+0000`, `...Z`, `+00:00`) as an aware UTC one."""
+    return utc(datetime.fromisoformat(text))
+
+
+def _soql_instant(moment: datetime) -> str:
+    """A SOQL datetime literal: unquoted, UTC, to the millisecond (`2024-01-02T03:04:05.678Z`)."""
+    moment = utc(moment)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# -- call accounting -----------------------------------------------------------------------
+
+
+@dataclass
+class _Ledger:
+    """Every HTTP exchange with the org, counted from a response hook on the session."""
+
+    calls: int = 0
+    retries: int = 0
+    throttled: int = 0
+    used: int | None = None
+    limit: int | None = None
+    retry_after: float | None = None
+    details: Counter[str] = field(default_factory=Counter)
+    clock: Callable[[], float] = time.monotonic
+
+    def hear(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+        """The session's response hook: count the call, read the usage headers."""
+        self.count(_endpoint(response.request.method or "", response.request.url or ""))
+        info = response.headers.get("Sforce-Limit-Info", "")
+        found = re.search(r"(?:^|[^-])api-usage=(\d+)/(\d+)", info)
+        if found:
+            self.used, self.limit = int(found.group(1)), int(found.group(2))
+        self.retry_after = _seconds(response.headers.get("Retry-After"))
+        return response
+
+    def count(self, endpoint: str) -> None:
+        self.calls += 1
+        self.details[endpoint] += 1
+
+
+_ID_SEGMENT = re.compile(r"^(?=[^/]*\d)[A-Za-z0-9]{15,18}(-\d+)?$")
+
+
+def _endpoint(method: str, url: str) -> str:
+    """`GET queryAll`, `PATCH composite/sobjects`, `GET jobs/query/{id}/results`, ..."""
+    path = re.sub(r"^/services/(data/v[\d.]+/)?", "", urlsplit(url).path).strip("/")
+    parts = ["{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/")]
+    return f"{method} {'/'.join(parts)}"
+
+
+def _seconds(text: str | None) -> float | None:
+    try:
+        return None if text is None else max(0.0, float(text))
+    except ValueError:
+        return None
+
+
+class _Session(requests.Session):
+    """A requests session that always verifies against the configured CA bundle, whatever
+    REQUESTS_CA_BUNDLE says (requests lets that variable override `session.verify`, so the
+    bundle is passed per request), and never waits forever on a stalled server."""
+
+    def __init__(self, ca_bundle: str | None, timeout: float) -> None:
+        super().__init__()
+        self.ca_bundle = ca_bundle
+        self.timeout = timeout
+
+    def request(
+        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
+    ) -> requests.Response:
+        kwargs.setdefault("timeout", self.timeout)
+        if self.ca_bundle is not None:
+            kwargs["verify"] = self.ca_bundle
+        return super().request(method, url, *args, **kwargs)
+
+
+@dataclass(frozen=True)
+class _Where:
+    """What a call is, for error messages: object, method and a sanitized path."""
+
+    object_name: str
+    method: str
+    path: str
+
+    def fields(self, url: str = "") -> dict[str, str]:
+        return {"system": SYSTEM, "object_name": self.object_name, "method": self.method,
+                "url": _sanitized(url) if url else self.path}
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} ({self.object_name})"
+
+
+def _sanitized(url: str) -> str:
+    """The URL without its query string (SOQL, emails) and without any credentials."""
+    parts = urlsplit(url)
+    if not parts.scheme:
+        return parts.path
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
+
+
+# -- the connector -------------------------------------------------------------------------
+
+
+class SalesforceConnector:
+    """Reads and writes one Salesforce org through simple-salesforce (see the module doc)."""
+
+    system = SYSTEM
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        fields: Mapping[str, Sequence[str]] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        auto_assign_leads: bool = True,
+        bulk_page_size: int = BULK_PAGE_SIZE,
+        timeout: float = 120.0,
+    ) -> None:
+        self.settings = settings.salesforce
+        self.auto_assign_leads = auto_assign_leads
+        self.bulk_page_size = bulk_page_size
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._fields = _requested_fields(fields)
+        ca = self.settings.ca_bundle
+        self._session = _Session(str(ca) if ca is not None else None, timeout)
+        self._ledger = _Ledger(clock=monotonic)
+        self._session.hooks["response"].append(self._ledger.hear)
+        self._tokens = TokenSource(self.settings, self._session, timeout=timeout)
+        self._sf: Salesforce | None = None
+        self._described: dict[str, dict[str, Any]] = {}
+
+    # -- the Connector protocol --
+
+    def streams(self) -> Sequence[Stream]:
+        return [Stream(name, self._fields[name]) for name in STREAMS]
+
+    def describe(self, object_name: str) -> ObjectSchema:
+        """The object's live schema; ConfigError if a requested field is not on it."""
+        raw = self._describe(object_name)
+        self._check_fields(object_name, raw)
+        return ObjectSchema(SYSTEM, object_name, {
+            f["name"]: FieldInfo(
+                name=f["name"], type=f["type"], label=f.get("label", ""),
+                updateable=bool(f.get("updateable")), createable=bool(f.get("createable")),
+                options=tuple(p["value"] for p in f.get("picklistValues") or []
+                              if p.get("active", True)),
+                unique=bool(f.get("unique")),
+            )
+            for f in raw["fields"]
+        })
+
+    def pull(self, stream: str, cursor: str | None, window: Window) -> Iterator[Page]:
+        if stream not in self._fields:
+            raise ConfigError([f"Salesforce has no stream {stream!r}; streams: "
+                               f"{', '.join(STREAMS)}."])
+        started, calls_before = self._monotonic(), self._ledger.calls
+        pages = rows = 0
+        for page in self._pages(stream, cursor, window):
+            pages, rows = pages + 1, rows + len(page.records)
+            event(logger, "page", logging.DEBUG, system=SYSTEM, stream=stream,
+                  rows=len(page.records), calls=page.calls, watermark=_iso(page.watermark))
+            yield page
+        event(logger, "pull", system=SYSTEM, stream=stream, pages=pages, rows=rows,
+              calls=self._ledger.calls - calls_before,
+              took=f"{self._monotonic() - started:.1f}s")
+
+    def push(self, changes: Sequence[Change]) -> list[PushResult]:
+        results: list[PushResult | None] = [None] * len(changes)
+        groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        for index, change in enumerate(changes):
+            problem = _malformed(change)
+            if problem:
+                results[index] = PushResult(change.ref, False, error_code="INVALID_CHANGE",
+                                            message=problem)
+            else:
+                groups[(change.object, _kind(change), change.key_field or "")].append(index)
+        for (sobject, kind, key_field), indexes in groups.items():
+            batch = [changes[i] for i in indexes]
+            if kind != "create" and len(batch) > self.settings.bulk_threshold:
+                answers = self._ingest(sobject, kind, key_field, batch)
+            else:
+                answers = self._collections(sobject, kind, key_field, batch)
+            for index, answer in zip(indexes, answers, strict=True):
+                results[index] = answer
+        return [r for r in results if r is not None]
+
+    def usage(self) -> Usage:
+        ledger = self._ledger
+        remaining = None
+        if ledger.limit is not None and ledger.used is not None:
+            remaining = max(0, ledger.limit - ledger.used)
+        return Usage(SYSTEM, ledger.calls, ledger.limit, remaining, ledger.retries,
+                     ledger.throttled, dict(ledger.details))
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- reading --
+
+    def _pages(self, stream: str, cursor: str | None, window: Window) -> Iterator[Page]:
+        state = _Cursor.parse(cursor)
+        run_start = utc(window.run_start)
+        if cursor is None or window.full:
+            state.read = _Read(lower=None, upper=run_start)
+        elif window.since is not None:
+            state.read = _Read(lower=utc(window.since), upper=run_start)
+        elif state.read is None:
+            state.read = _Read(lower=self._lower(state, window), upper=run_start)
+        resumed = state.read.upper
+        yield from self._read(stream, state)
+        if resumed < run_start:
+            # A read resumed from an earlier run ends at that run's start: read on to this one.
+            state.read = _Read(lower=self._lower(state, window), upper=run_start)
+            yield from self._read(stream, state)
+
+    @staticmethod
+    def _lower(state: _Cursor, window: Window) -> datetime | None:
+        """An incremental read starts `lookback` before the watermark (None: from the start)."""
+        return None if state.watermark is None else state.watermark - window.lookback
+
+    def _read(self, stream: str, state: _Cursor) -> Iterator[Page]:
+        """Every page of `state.read`, REST first, then Bulk when the window is large."""
+        read = state.read
+        assert read is not None
+        while True:
+            before = self._ledger.calls
+            if read.job is not None:
+                yield from self._bulk_pages(stream, state)
+                return
+            answer = self._rest_page(stream, read)
+            records = self._records(stream, answer.get("records") or [])
+            done = bool(answer.get("done", True))
+            read.total = answer.get("totalSize", read.total)
+            read.next_url = None if done else answer.get("nextRecordsUrl")
+            if records:
+                read.after = records[-1].updated_at
+            if not done and read.total is not None and read.total > self.settings.bulk_threshold:
+                read.next_url, read.job, read.locator = None, "", ""  # go on by Bulk
+            yield self._page(stream, state, records, done, before)
+            if done:
+                return
+
+    def _page(
+        self, stream: str, state: _Cursor, records: list[Record], done: bool, before: int
+    ) -> Page:
+        read = state.read
+        assert read is not None
+        total = read.total
+        if done:
+            state.advance(read.upper)
+            state.read = None
+        else:
+            state.advance(read.after)
+        return Page(stream, records, state.dump(), state.watermark,
+                    calls=self._ledger.calls - before, total=total)
+
+    def _rest_page(self, stream: str, read: _Read) -> dict[str, Any]:
+        """One REST answer: the next locator page, else the window's first page."""
+        if read.next_url:
+            where = _Where(stream, "GET", read.next_url.split("?")[0])
+            url = read.next_url
+            try:
+                return self._call(where, lambda sf: sf.query_more(url, identifier_is_url=True))
+            except SalesforceCallError as error:
+                if error.error_code not in ("INVALID_QUERY_LOCATOR", "NOT_FOUND"):
+                    raise
+                read.next_url = None  # the locator expired: query again from the last stamp
+        soql = self._soql(stream, read)
+        where = _Where(stream, "GET", "queryAll")
+        try:
+            return self._call(where, lambda sf: sf.query(soql, include_deleted=True))
+        except SalesforceCallError as error:
+            if error.error_code == "INVALID_FIELD":
+                self.describe(stream)  # raises the clear one-line ConfigError
+            raise
+
+    def _soql(self, stream: str, read: _Read) -> str:
+        bounds = []
+        if read.since is not None:
+            bounds.append(f"SystemModstamp >= {_soql_instant(read.since)}")
+        bounds.append(f"SystemModstamp < {_soql_instant(read.upper)}")
+        return (f"SELECT {', '.join(self._fields[stream])} FROM {stream} "
+                f"WHERE {' AND '.join(bounds)} ORDER BY SystemModstamp, Id")
+
+    def _records(self, stream: str, rows: Sequence[Mapping[str, Any]]) -> list[Record]:
+        return [self._record(stream, row) for row in rows]
+
+    def _record(self, stream: str, row: Mapping[str, Any]) -> Record:
+        values = {k: v for k, v in row.items() if k != "attributes"}
+        master = values.get("MasterRecordId")
+        return Record(
+            system=SYSTEM, object=stream, id=str(values["Id"]),
+            updated_at=_parse_instant(str(values["SystemModstamp"])), fields=values,
+            deleted=bool(values.get("IsDeleted")),
+            merged_into=str(master) if master else None,
+        )
+
+    # -- reading by Bulk API 2.0 --
+
+    def _bulk_pages(self, stream: str, state: _Cursor) -> Iterator[Page]:
+        """The rest of the window by a Bulk `queryAll` job, one page per results call.
+
+        simple-salesforce's `bulk2.<Obj>.query_all()` would do this, but it waits with the
+        real `time.sleep` (5 s at least) and hides the job id and locator, so a page could not
+        carry a cursor to resume from; its job calls are used one by one instead.
+        """
+        read = state.read
+        assert read is not None
+        types = self._types(stream)
+        while True:
+            before = self._ledger.calls
+            if not read.job:
+                read.job, read.locator = self._start_query_job(stream, read), ""
+            try:
+                chunk = self._bulk_results(stream, read.job, read.locator or "")
+            except SalesforceCallError as error:
+                if error.error_code not in ("NOT_FOUND", "INVALIDLOCATOR", "INVALID_LOCATOR"):
+                    raise
+                read.job = ""  # the job is gone: start another from the last stamp stored
+                continue
+            records = self._records(stream, _typed_rows(chunk["records"], types))
+            if records:
+                read.after = records[-1].updated_at
+            done = not chunk["locator"]
+            read.locator = chunk["locator"]
+            yield self._page(stream, state, records, done, before)
+            if done:
+                return
+
+    def _start_query_job(self, stream: str, read: _Read) -> str:
+        soql = self._soql(stream, read)
+        where = _Where(stream, "POST", "jobs/query")
+        info = self._call(where, lambda sf: _bulk(sf, stream).create_job("queryAll", soql))
+        job = str(info["id"])
+        self._wait_for_job(stream, job, query=True)
+        return job
+
+    def _wait_for_job(self, sobject: str, job: str, *, query: bool) -> dict[str, Any]:
+        """Poll the job until it completes, sleeping (injected) longer between reads."""
+        kind = "query" if query else "ingest"
+        where = _Where(sobject, "GET", f"jobs/{kind}/{job}")
+        started, pause = self._monotonic(), 0.5
+        while True:
+            info: dict[str, Any] = self._call(
+                where, lambda sf: _bulk(sf, sobject).get_job(job, query)
+            )
+            state = info.get("state")
+            if state == "JobComplete":
+                return info
+            if state in ("Failed", "Aborted"):
+                raise SalesforceCallError(
+                    f"Salesforce Bulk API {kind} job {job} for {sobject} ended {state}: "
+                    f"{info.get('errorMessage') or 'no reason given'}.",
+                    error_code=f"JOB_{str(state).upper()}", **where.fields(),
+                )
+            if self._monotonic() - started > BULK_WAIT_LIMIT:
+                raise RetryableError(
+                    f"Salesforce Bulk API {kind} job {job} for {sobject} is still {state} "
+                    f"after {BULK_WAIT_LIMIT:.0f}s.", retry_after=None, **where.fields(),
+                )
+            self._sleep(pause)
+            pause = min(pause * 2, BULK_POLL_MAX)
+
+    def _bulk_results(self, stream: str, job: str, locator: str) -> dict[str, Any]:
+        where = _Where(stream, "GET", f"jobs/query/{job}/results")
+        size = self.bulk_page_size
+        result: dict[str, Any] = self._call(
+            where, lambda sf: dict(_bulk(sf, stream).get_query_results(job, locator, size))
+        )
+        return result
+
+    def _types(self, stream: str) -> dict[str, str]:
+        return {f["name"]: f["type"] for f in self._describe(stream)["fields"]}
+
+    # -- describing --
+
+    def _describe(self, object_name: str) -> dict[str, Any]:
+        """`GET sobjects/{Obj}/describe`, once per object for this connector's life."""
+        if object_name not in self._described:
+            where = _Where(object_name, "GET", f"sobjects/{object_name}/describe")
+            raw = self._call(where, lambda sf: getattr(sf, object_name).describe())
+            self._described[object_name] = dict(raw)
+        return self._described[object_name]
+
+    def _check_fields(self, object_name: str, raw: Mapping[str, Any]) -> None:
+        known = [str(f["name"]) for f in raw["fields"]]
+        lowered = {name.lower() for name in known}
+        problems = []
+        for name in self._fields.get(object_name, ()):
+            if name.lower() not in lowered:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f' Did you mean "{close[0]}"?' if close else ""
+                problems.append(
+                    f'Salesforce {object_name} has no field "{name}" (requested for the '
+                    f"{object_name} stream).{hint}"
+                )
+        if problems:
+            raise ConfigError(problems)
+
+    # -- writing --
+
+    def _collections(
+        self, sobject: str, kind: str, key_field: str, batch: Sequence[Change]
+    ) -> list[PushResult]:
+        """sObject Collections, 200 records a call, each record answered on its own."""
+        out: list[PushResult] = []
+        for start in range(0, len(batch), COLLECTION_SIZE):
+            chunk = batch[start : start + COLLECTION_SIZE]
+            out.extend(self._collection_call(sobject, kind, key_field, chunk))
+        return out
+
+    def _collection_call(
+        self, sobject: str, kind: str, key_field: str, chunk: Sequence[Change]
+    ) -> list[PushResult]:
+        path, method = "composite/sobjects", "PATCH" if kind != "create" else "POST"
+        if kind == "upsert":
+            path = f"composite/sobjects/{sobject}/{key_field}"
+        body = {"allOrNone": False, "records": [_collection_record(c) for c in chunk]}
+        headers = self._write_headers(sobject, kind)
+        where = _Where(sobject, method, path)
+        try:
+            answers = self._call(
+                where, lambda sf: sf.restful(path, method=method, json=body, headers=headers)
+            )
+        except SalesforceCallError as error:
+            # The whole request was refused (400): every record in it carries the reason.
+            return [PushResult(c.ref, False, error_code=error.error_code, message=str(error))
+                    for c in chunk]
+        return [_push_result(change, answer, kind)
+                for change, answer in zip(chunk, answers or [], strict=True)]
+
+    def _write_headers(self, sobject: str, kind: str) -> dict[str, str]:
+        if sobject == "Lead" and kind in ("upsert", "create"):
+            # Lead assignment rules run on creates only when asked; syncd asks by default.
+            return {"Sforce-Auto-Assign": "TRUE" if self.auto_assign_leads else "FALSE"}
+        return {}
+
+    def _ingest(
+        self, sobject: str, kind: str, key_field: str, batch: Sequence[Change]
+    ) -> list[PushResult]:
+        """A Bulk API 2.0 ingest job for a group larger than `bulk_threshold`."""
+        key_column = "Id" if kind == "update" else key_field
+        columns = [key_column, *sorted({f for c in batch for f in c.fields} - {key_column})]
+        data = _ingest_csv(batch, key_column, columns)
+        jobs = "jobs/ingest"
+        external = key_field if kind == "upsert" else None
+        info = self._call(_Where(sobject, "POST", jobs), lambda sf: _bulk(sf, sobject).create_job(
+            kind, external_id_field=external))
+        job = str(info["id"])
+        self._call(_Where(sobject, "PUT", f"{jobs}/{job}/batches"),
+                   lambda sf: _bulk(sf, sobject).upload_job_data(job, data))
+        self._call(_Where(sobject, "PATCH", f"{jobs}/{job}"),
+                   lambda sf: _bulk(sf, sobject).close_job(job))
+        final = self._wait_for_job(sobject, job, query=False)
+        outcome: dict[str, deque[tuple[bool, str, str, str]]] = defaultdict(deque)
+        self._ingest_outcome(sobject, job, "successfulResults", key_column, outcome)
+        if int(final.get("numberRecordsFailed") or 0):
+            self._ingest_outcome(sobject, job, "failedResults", key_column, outcome)
+        return [_ingest_result(change, key_column, outcome) for change in batch]
+
+    def _ingest_outcome(
+        self, sobject: str, job: str, kind: str, key_column: str,
+        outcome: dict[str, deque[tuple[bool, str, str, str]]],
+    ) -> None:
+        where = _Where(sobject, "GET", f"jobs/ingest/{job}/{kind}")
+        text = self._call(where, lambda sf: _bulk(sf, sobject).get_ingest_results(job, kind))
+        for row in csv.DictReader(io.StringIO(text)):
+            key = row.get(key_column, "")
+            if "sf__Error" in row:
+                code, _, message = row["sf__Error"].partition(":")
+                outcome[key].append((False, row.get("sf__Id", ""), code, message.rstrip(" -")))
+            else:
+                created = row.get("sf__Created", "").lower() == "true"
+                outcome[key].append((True, row.get("sf__Id", ""), str(created), ""))
+
+    # -- calling --
+
+    def _client(self) -> Salesforce:
+        """The simple-salesforce client, logging in first where the auth flow needs to."""
+        if self._sf is None:
+            grant = self._tokens.grant()
+            # Built from a session id, simple-salesforce never re-logs in by itself: the one
+            # renewal on 401 below is syncd's, so it can be counted and bounded.
+            self._sf = Salesforce(
+                instance_url=grant.instance_url, session_id=grant.access_token,
+                version=self.settings.api_version, session=self._session,
+            )
+        return self._sf
+
+    def _call(self, where: _Where, action: Callable[[Salesforce], T]) -> T:
+        """One API call with retries on 5xx/429/dropped connections and errors in syncd's words."""
+        policy = retrying(sleep=self._sleep, before_sleep=self._count_retry)
+        for attempt in policy:
+            with attempt:
+                return self._attempt(where, action)
+        raise AssertionError("retrying() re-raises the last error")  # pragma: no cover
+
+    def _count_retry(self, state: Any) -> None:
+        self._ledger.retries += 1
+        error = state.outcome.exception() if state.outcome is not None else None
+        event(logger, "retry", logging.WARNING, system=SYSTEM, attempt=state.attempt_number,
+              error=str(error))
+
+    def _attempt(self, where: _Where, action: Callable[[Salesforce], T]) -> T:
+        try:
+            return self._renewing(action)
+        except SalesforceError as error:
+            raise self._translated(where, error) from None
+        except SalesforceOperationError as error:
+            # A Bulk API step the client itself found wrong (e.g. an upload not answered 201).
+            raise SalesforceCallError(f"Salesforce Bulk API refused {where}: {error}",
+                                      error_code="BULK_OPERATION", **where.fields()) from None
+        except (requests.ConnectionError, requests.Timeout) as error:
+            if not isinstance(error, requests.exceptions.SSLError):
+                self._ledger.count("(no answer)")
+                raise RetryableError(
+                    f"Salesforce did not answer {where}: {type(error).__name__}.",
+                    retry_after=None, **where.fields(),
+                ) from None
+            raise ConnectorError(f"Salesforce TLS check failed on {where}: the certificate "
+                                 "is not trusted (see salesforce.ca_bundle).",
+                                 **where.fields()) from None
+
+    def _renewing(self, action: Callable[[Salesforce], T]) -> T:
+        """Run the action; on an expired session renew the token once and run it again."""
+        try:
+            return action(self._client())
+        except SalesforceExpiredSession:
+            if not self._tokens.refreshable:
+                raise
+            self._sf = None
+            event(logger, "token_renewed", system=SYSTEM, flow=self.settings.auth)
+            return action(self._client())
+
+    def _translated(self, where: _Where, error: SalesforceError) -> ConnectorError:
+        """A simple-salesforce exception in syncd's words (STYLE.md, Errors)."""
+        code, message = _first_error(getattr(error, "content", None))
+        status = int(getattr(error, "status", 0) or 0)
+        seen = f"Salesforce answered {status} {code or ''} to {where}".replace("  ", " ")
+        fields = where.fields(str(getattr(error, "url", "") or ""))
+        if isinstance(error, SalesforceExpiredSession):
+            return AuthError(f"{seen}: the session is expired or invalid and "
+                             f"auth = \"{self.settings.auth}\" cannot be renewed (again). "
+                             "Check the salesforce credentials.", **fields)
+        if isinstance(error, SalesforceRefusedRequest):
+            if code == "REQUEST_LIMIT_EXCEEDED" and "ConcurrentPerOrg" in message:
+                return RetryableError(f"{seen}: {message}", retry_after=self._ledger.retry_after,
+                                      **fields)
+            if code == "REQUEST_LIMIT_EXCEEDED":
+                return BudgetError(f"{seen}: the org's daily API limit is spent ({message}). "
+                                   "Run again later; cursors are kept.", **fields)
+            return AuthError(f"{seen}: {message}. Check the integration user's permissions.",
+                             **fields)
+        if isinstance(error, SalesforceGeneralError) and (status == 429 or status >= 500):
+            if status == 429:
+                self._ledger.throttled += 1
+            return RetryableError(f"{seen}; retrying.", retry_after=self._ledger.retry_after,
+                                  **fields)
+        return SalesforceCallError(f"{seen}: {message}", error_code=code or str(status),
+                                   **fields)
+
+
+# -- small pieces --------------------------------------------------------------------------
+
+
+def _requested_fields(overrides: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
+    """Per stream, the fields to request: the overrides or defaults, plus what reading needs."""
+    out = {}
+    for stream, defaults in DEFAULT_FIELDS.items():
+        chosen = list(overrides[stream]) if overrides and stream in overrides else list(defaults)
+        needed = ["Id", "SystemModstamp"]
+        if stream != "OpportunityStage":
+            needed.append("IsDeleted")
+        if stream in _MERGEABLE:
+            needed.append("MasterRecordId")
+        if stream == "Lead":
+            needed.extend(_CONVERSION_FIELDS)
+        if stream != "OpportunityStage":
+            needed.extend(("CreatedDate", "LastModifiedDate"))
+        ordered = dict.fromkeys([*needed, *chosen])
+        out[stream] = tuple(ordered)
+    return out
+
+
+def _bulk(sf: Salesforce, sobject: str) -> Any:
+    """simple-salesforce's Bulk API 2.0 client for one object, built on the current token."""
+    return getattr(sf.bulk2, sobject)._client
+
+
+def _first_error(content: Any) -> tuple[str, str]:
+    """The errorCode and message of Salesforce's error envelope (an array of errors)."""
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        first = content[0]
+        return str(first.get("errorCode") or ""), str(first.get("message") or "").strip()
+    if isinstance(content, Mapping):
+        return str(content.get("errorCode") or content.get("error") or ""), str(
+            content.get("message") or content.get("error_description") or "")
+    return "", str(content or "")[:200]
+
+
+_BOOLEAN = frozenset({"boolean"})
+_INTEGER = frozenset({"int", "long"})
+_DECIMAL = frozenset({"double", "currency", "percent"})
+
+
+def _typed_rows(text: str, types: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Bulk CSV rows with the values REST would answer: booleans, numbers, nulls, datetimes."""
+    reader = csv.reader(io.StringIO(text))
+    header = next(reader, None)
+    if header is None:
+        return []
+    casts = [_cast(types.get(name, "string")) for name in header]
+    return [
+        {name: cast(cell) for name, cast, cell in zip(header, casts, row, strict=True)}
+        for row in reader if row
+    ]
+
+
+def _cast(kind: str) -> Callable[[str], Any]:
+    def cast(cell: str) -> Any:
+        if cell == "":
+            return None  # Bulk writes null as an empty field
+        if kind in _BOOLEAN:
+            return cell.lower() == "true"
+        if kind in _INTEGER:
+            return int(float(cell))
+        if kind in _DECIMAL:
+            return float(cell)
+        if kind == "datetime":
+            return _rest_datetime(cell)
+        return cell
+
+    return cast
+
+
+def _rest_datetime(text: str) -> str:
+    """A datetime in REST's own form, `2024-04-25T15:50:37.000+0000` (Bulk may answer `Z`)."""
+    moment = _parse_instant(text)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _kind(change: Change) -> str:
+    if change.operation == "update":
+        return "update"
+    return "upsert" if change.key_field else "create"
+
+
+def _malformed(change: Change) -> str:
+    if change.operation == "update" and not change.id:
+        return f"an update of {change.object} needs the record's id"
+    if change.operation == "upsert" and not (change.key_field and change.key):
+        return f"an upsert of {change.object} needs key_field and key"
+    return ""
+
+
+def _collection_record(change: Change) -> dict[str, Any]:
+    record: dict[str, Any] = {"attributes": {"type": change.object}}
+    values = {k: v for k, v in change.fields.items() if k not in ("Id", "id")}
+    if change.operation == "update":
+        record["id"] = change.id
+    elif change.key_field:
+        values[change.key_field] = change.key
+    record.update(values)
+    return record
+
+
+def _push_result(change: Change, answer: Mapping[str, Any], kind: str) -> PushResult:
+    if answer.get("success"):
+        created = bool(answer.get("created", kind == "create"))
+        return PushResult(change.ref, True, id=answer.get("id"), created=created)
+    errors = answer.get("errors") or [{}]
+    first = errors[0]
+    return PushResult(change.ref, False, id=answer.get("id"),
+                      error_code=str(first.get("statusCode") or first.get("errorCode") or ""),
+                      message=str(first.get("message") or ""))
+
+
+def _ingest_csv(batch: Sequence[Change], key_column: str, columns: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for change in batch:
+        values = dict(change.fields)
+        values[key_column] = change.id if key_column == "Id" else change.key
+        writer.writerow([_ingest_cell(values, name) for name in columns])
+    return out.getvalue()
+
+
+def _ingest_cell(values: Mapping[str, Any], name: str) -> str:
+    if name not in values:
+        return ""  # an empty cell leaves the field as it is
+    value = values[name]
+    if value is None:
+        return "#N/A"  # Bulk's way to clear a field
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _ingest_result(
+    change: Change, key_column: str, outcome: dict[str, deque[tuple[bool, str, str, str]]]
+) -> PushResult:
+    key = str(change.id if key_column == "Id" else change.key)
+    found = outcome.get(key)
+    if not found:
+        return PushResult(change.ref, False, error_code="UNPROCESSED",
+                          message="Salesforce reported no result for this record")
+    ok, record_id, detail, message = found.popleft()
+    if ok:
+        return PushResult(change.ref, True, id=record_id, created=detail == "True")
+    return PushResult(change.ref, False, id=record_id or None, error_code=detail,
+                      message=message)
+
+
+def create(
+    settings: Settings,
+    *,
+    fields: Mapping[str, Sequence[str]] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    monotonic: Callable[[], float] = time.monotonic,
+    auto_assign_leads: bool = True,
+) -> SalesforceConnector:
+    """The `syncd.connectors` entry point: a connector for `settings.salesforce`."""
+    return SalesforceConnector(settings, fields=fields, sleep=sleep, monotonic=monotonic,
+                               auto_assign_leads=auto_assign_leads)
+
+
+__all__ = ["DEFAULT_FIELDS", "STREAMS", "SalesforceCallError", "SalesforceConnector", "create"]
