@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from syncd.errors import StoreError
-from syncd.migrations import MIGRATIONS
+from syncd.store.migrations import MIGRATIONS
 from syncd.model import Page, Usage
 
 
