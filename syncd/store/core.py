@@ -267,6 +267,13 @@ class Store:
 
 
 def _statements(script: str) -> Iterator[str]:
-    for statement in script.split(";"):
-        if statement.strip():
-            yield statement
+    """The script's statements, split where SQLite itself says a statement is complete (so a
+    `;` inside a comment or a string does not split one)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        yield pending

@@ -59,4 +59,119 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        2,
+        "reconcile: unified entities, links, audit, duplicates, outbox, written values",
+        """
+        -- One row per unified entity. `fields` holds the unified values (JSON, by mapping field
+        -- name), `sides` what each system last showed for each field and since when (JSON), so
+        -- that two-way rules compare per-field change times and syncd's own echo is recognised.
+        CREATE TABLE entity (
+            kind        TEXT NOT NULL,          -- person | account | opportunity
+            id          TEXT NOT NULL,          -- the syncd id, written as syncd_id / Syncd_Id__c
+            match_key   TEXT,                   -- normalized email (person) or domain (account)
+            fields      TEXT NOT NULL DEFAULT '{}',
+            sides       TEXT NOT NULL DEFAULT '{}',
+            merged_into TEXT,                   -- set when two entities turned out to be one
+            created_run INTEGER NOT NULL,
+            updated_run INTEGER NOT NULL,
+            PRIMARY KEY (kind, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX entity_match ON entity (kind, match_key) WHERE merged_into IS NULL;
+
+        -- Which source record is which entity. A deleted or merged-away record keeps its row
+        -- as a tombstone (state), so syncd never recreates what a person deleted.
+        CREATE TABLE link (
+            system      TEXT NOT NULL,
+            object      TEXT NOT NULL,
+            record_id   TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            entity_id   TEXT NOT NULL,
+            state       TEXT NOT NULL DEFAULT 'live',   -- live | deleted | merged | converted
+            created_at  TEXT,                           -- the record's creation time, for "oldest wins"
+            linked_run  INTEGER NOT NULL,
+            PRIMARY KEY (system, object, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX link_entity ON link (kind, entity_id);
+
+        CREATE TABLE opportunity_person (
+            opportunity_id TEXT NOT NULL,
+            person_id      TEXT NOT NULL,
+            role           TEXT,
+            is_primary     INTEGER NOT NULL DEFAULT 0,
+            source_id      TEXT NOT NULL,               -- the OpportunityContactRole Id
+            PRIMARY KEY (source_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX opportunity_person_opp ON opportunity_person (opportunity_id);
+        CREATE INDEX opportunity_person_person ON opportunity_person (person_id);
+
+        CREATE TABLE audit (
+            id          INTEGER PRIMARY KEY,
+            run         INTEGER NOT NULL,
+            kind        TEXT NOT NULL,
+            entity_id   TEXT NOT NULL,
+            field       TEXT NOT NULL,
+            old_value   TEXT,
+            new_value   TEXT,
+            winner      TEXT NOT NULL,                  -- hubspot | salesforce | syncd | none
+            rule        TEXT NOT NULL,
+            at          TEXT NOT NULL
+        );
+        CREATE INDEX audit_entity ON audit (kind, entity_id);
+
+        CREATE TABLE duplicate (
+            system      TEXT NOT NULL,
+            object      TEXT NOT NULL,
+            record_id   TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            entity_id   TEXT NOT NULL,
+            reason      TEXT NOT NULL,
+            run         INTEGER NOT NULL,
+            PRIMARY KEY (system, object, record_id)
+        ) WITHOUT ROWID;
+
+        -- What is to be written, one row per target record; rejected rows stay as errors.
+        CREATE TABLE outbox (
+            id          INTEGER PRIMARY KEY,
+            run         INTEGER NOT NULL,
+            system      TEXT NOT NULL,
+            object      TEXT NOT NULL,
+            kind        TEXT NOT NULL,
+            entity_id   TEXT NOT NULL,
+            operation   TEXT NOT NULL,                  -- update | upsert
+            record_id   TEXT,                           -- update: the target record
+            key_field   TEXT,                           -- upsert: the idempotency key field
+            key         TEXT,
+            fields      TEXT NOT NULL,                  -- JSON, the CRM's field names, wire values
+            origins     TEXT NOT NULL DEFAULT '{}',     -- JSON, per field: when its value was decided
+            associations TEXT NOT NULL DEFAULT '[]',
+            status      TEXT NOT NULL DEFAULT 'pending', -- pending | error
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            error_code  TEXT,
+            message     TEXT,
+            created_at  TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,
+            UNIQUE (system, object, kind, entity_id, operation, record_id)
+        );
+        CREATE INDEX outbox_status ON outbox (status);
+
+        -- The last value syncd wrote to each target field, and when that value was decided:
+        -- a pull that shows this value is syncd's own echo, not a new change.
+        CREATE TABLE written (
+            system      TEXT NOT NULL,
+            object      TEXT NOT NULL,
+            record_id   TEXT NOT NULL,
+            field       TEXT NOT NULL,
+            value       TEXT,
+            origin_at   TEXT,
+            run         INTEGER NOT NULL,
+            PRIMARY KEY (system, object, record_id, field)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE state (
+            key         TEXT PRIMARY KEY,
+            value       TEXT NOT NULL
+        );
+        """,
+    ),
 )
