@@ -61,12 +61,13 @@ class RunReport:
     usage: list[Usage] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
-        return {
+        summary: dict[str, Any] = {
             "rows": sum(s.rows for s in self.streams),
             "changed": sum(s.changed for s in self.streams),
             "pages": sum(s.pages for s in self.streams),
-            "calls": {u.system: u.calls for u in self.usage},
         }
+        summary.update({f"calls_{u.system}": u.calls for u in self.usage})
+        return summary
 
 
 class Progress(Protocol):

@@ -125,7 +125,8 @@ class HubSpotConnector:
                       rows=len(page.records), calls=page.calls, watermark=page.watermark)
                 yield page
         finally:
-            event(log, "pull", system=SYSTEM, stream=stream, pages=pages, rows=rows,
+            event(log, "stream_read", logging.DEBUG, system=SYSTEM, stream=stream, pages=pages,
+                  rows=rows,
                   calls=calls, took=f"{self._monotonic() - started:.1f}s")
 
     def _pages(self, stream: str, text: str | None, window: Window) -> Iterator[Page]:

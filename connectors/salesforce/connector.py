@@ -351,7 +351,8 @@ class SalesforceConnector:
             event(logger, "page", logging.DEBUG, system=SYSTEM, stream=stream,
                   rows=len(page.records), calls=page.calls, watermark=_iso(page.watermark))
             yield page
-        event(logger, "pull", system=SYSTEM, stream=stream, pages=pages, rows=rows,
+        event(logger, "stream_read", logging.DEBUG, system=SYSTEM, stream=stream, pages=pages,
+              rows=rows,
               calls=self._ledger.calls - calls_before,
               took=f"{self._monotonic() - started:.1f}s")
 

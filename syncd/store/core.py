@@ -19,8 +19,8 @@ from typing import Any
 import sqlite_utils
 
 from syncd.errors import StoreError
-from syncd.store.migrations import MIGRATIONS
 from syncd.model import Page, Usage
+from syncd.store.migrations import MIGRATIONS
 
 
 def iso(value: datetime) -> str:

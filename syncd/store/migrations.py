@@ -87,8 +87,8 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             record_id   TEXT NOT NULL,
             kind        TEXT NOT NULL,
             entity_id   TEXT NOT NULL,
-            state       TEXT NOT NULL DEFAULT 'live',   -- live | deleted | merged | converted
-            created_at  TEXT,                           -- the record's creation time, for "oldest wins"
+            state       TEXT NOT NULL DEFAULT 'live',  -- live | deleted | merged | converted
+            created_at  TEXT,                   -- the record's creation time: the oldest wins
             linked_run  INTEGER NOT NULL,
             PRIMARY KEY (system, object, record_id)
         ) WITHOUT ROWID;
