@@ -143,7 +143,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             key_field   TEXT,                           -- upsert: the idempotency key field
             key         TEXT,
             fields      TEXT NOT NULL,                  -- JSON, the CRM's field names, wire values
-            origins     TEXT NOT NULL DEFAULT '{}',     -- JSON, per field: when its value was decided
+            origins     TEXT NOT NULL DEFAULT '{}',  -- JSON: when each field's value was decided
             associations TEXT NOT NULL DEFAULT '[]',
             status      TEXT NOT NULL DEFAULT 'pending', -- pending | error
             attempts    INTEGER NOT NULL DEFAULT 0,
