@@ -12,6 +12,7 @@ import pytest
 from syncd.errors import StoreError
 from syncd.model import Page, Record, Usage
 from syncd.store import Store, iso, parse_iso
+from syncd.store.migrations import MIGRATIONS
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -40,13 +41,13 @@ def test_store_file_is_created_owner_only_and_in_wal_mode(tmp_path: Path) -> Non
     mode = stat.S_IMODE((tmp_path / "deep" / "syncd.db").stat().st_mode)
     assert mode == 0o600
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.schema_version == 1
+    assert store.schema_version == max(v for v, _, _ in MIGRATIONS)
 
 
 def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     Store(tmp_path / "s.db").close()
     again = Store(tmp_path / "s.db")
-    assert again.db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+    assert again.db.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_a_store_from_a_newer_syncd_is_refused(tmp_path: Path) -> None:

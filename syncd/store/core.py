@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import sqlite_utils
 from syncd.errors import StoreError
 from syncd.model import Page, Usage
 from syncd.store.migrations import MIGRATIONS
+from syncd.store.unified import UnifiedStore
 
 
 def iso(value: datetime) -> str:
@@ -55,6 +57,16 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def unified(self) -> UnifiedStore:
+        return UnifiedStore(self.db.conn)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction: everything inside commits together or not at all."""
+        with self.db.conn:
+            yield
 
     def _migrate(self) -> None:
         conn = self.db.conn
@@ -212,6 +224,44 @@ class Store:
         row["data"] = json.loads(row["data"])
         return row
 
+    def changed_records(
+        self, objects: Iterable[tuple[str, str]], after_run: int
+    ) -> Iterator[dict[str, Any]]:
+        """Source records of these (system, object)s changed by passes after `after_run`, in
+        (system, object, id) order, streamed."""
+        for system, object_name in objects:
+            cursor = self.db.conn.execute(
+                "SELECT system, object, id, updated_at, deleted, merged_into, data, pulled_run"
+                " FROM source_record WHERE system = ? AND object = ? AND pulled_run > ?"
+                " ORDER BY id",
+                (system, object_name, after_run),
+            )
+            for row in cursor:
+                yield _source_row(row)
+
+    def records(
+        self, keys: Iterable[tuple[str, str, str]]
+    ) -> dict[tuple[str, str, str], dict[str, Any]]:
+        """Source records by (system, object, id), in batches."""
+        found: dict[tuple[str, str, str], dict[str, Any]] = {}
+        wanted = list(set(keys))
+        for start in range(0, len(wanted), 300):
+            chunk = wanted[start : start + 300]
+            marks = ",".join("(?,?,?)" for _ in chunk)
+            cursor = self.db.conn.execute(
+                "SELECT system, object, id, updated_at, deleted, merged_into, data, pulled_run"
+                f" FROM source_record WHERE (system, object, id) IN (VALUES {marks})",
+                [part for key in chunk for part in key],
+            )
+            for row in cursor:
+                record = _source_row(row)
+                found[(record["system"], record["object"], record["id"])] = record
+        return found
+
+    def last_run(self) -> int:
+        row = self.db.execute("SELECT coalesce(max(id), 0) FROM run").fetchone()
+        return int(row[0])
+
     def source_records(self, system: str, object_name: str) -> Iterator[dict[str, Any]]:
         for row in self.db.query(
             "SELECT * FROM source_record WHERE system = ? AND object = ? ORDER BY id",
@@ -264,6 +314,19 @@ class Store:
                 "GROUP BY system) last USING (system, run) ORDER BY system"
             )
         )
+
+
+def _source_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "system": row[0],
+        "object": row[1],
+        "id": row[2],
+        "updated_at": row[3],
+        "deleted": bool(row[4]),
+        "merged_into": row[5],
+        "data": json.loads(row[6]),
+        "pulled_run": row[7],
+    }
 
 
 def _statements(script: str) -> Iterator[str]:

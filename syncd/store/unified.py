@@ -1,0 +1,330 @@
+"""SQL for the unified dataset: entities, links to source records, contact roles, the audit
+trail and reported duplicates. Batched: every method takes or returns many rows at once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SourceKey = tuple[str, str, str]  # system, object, record id
+_CHUNK = 500  # SQLite allows 32,766 parameters; stay far below with a few per row
+
+
+@dataclass
+class Link:
+    system: str
+    object: str
+    record_id: str
+    kind: str
+    entity_id: str
+    state: str = "live"
+    created_at: str | None = None
+
+    @property
+    def key(self) -> SourceKey:
+        return (self.system, self.object, self.record_id)
+
+
+@dataclass
+class Entity:
+    kind: str
+    id: str
+    match_key: str | None
+    fields: dict[str, Any]
+    sides: dict[str, Any]
+    merged_into: str | None
+    created_run: int
+    updated_run: int
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    kind: str
+    entity_id: str
+    field: str
+    old_value: Any
+    new_value: Any
+    winner: str
+    rule: str
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+class UnifiedStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    # ids ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def new_id(kind: str) -> str:
+        """A new syncd id: short, unique, and readable for what it is (`per_...`)."""
+        return f"{kind[:3]}_{uuid.uuid4().hex[:20]}"
+
+    # links --------------------------------------------------------------------------------
+
+    def links(self, keys: Iterable[SourceKey]) -> dict[SourceKey, Link]:
+        found: dict[SourceKey, Link] = {}
+        wanted = list(set(keys))
+        for chunk in _chunks(wanted):
+            marks = ",".join("(?,?,?)" for _ in chunk)
+            rows = self.conn.execute(
+                f"SELECT system, object, record_id, kind, entity_id, state, created_at FROM link "
+                f"WHERE (system, object, record_id) IN (VALUES {marks})",
+                [part for key in chunk for part in key],
+            )
+            for row in rows:
+                link = Link(*row)
+                found[link.key] = link
+        return found
+
+    def links_of(self, kind: str, entity_ids: Iterable[str]) -> dict[str, list[Link]]:
+        found: dict[str, list[Link]] = {}
+        for chunk in _chunks(list(set(entity_ids))):
+            marks = ",".join("?" for _ in chunk)
+            rows = self.conn.execute(
+                f"SELECT system, object, record_id, kind, entity_id, state, created_at FROM link "
+                f"WHERE kind = ? AND entity_id IN ({marks})",
+                [kind, *chunk],
+            )
+            for row in rows:
+                link = Link(*row)
+                found.setdefault(link.entity_id, []).append(link)
+        return found
+
+    def save_links(self, links: Iterable[Link], run: int) -> None:
+        self.conn.executemany(
+            "INSERT INTO link (system, object, record_id, kind, entity_id, state, created_at,"
+            " linked_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (system, object, record_id)"
+            " DO UPDATE SET kind = excluded.kind, entity_id = excluded.entity_id,"
+            " state = excluded.state, created_at = coalesce(excluded.created_at, created_at),"
+            " linked_run = excluded.linked_run",
+            [
+                (
+                    lk.system,
+                    lk.object,
+                    lk.record_id,
+                    lk.kind,
+                    lk.entity_id,
+                    lk.state,
+                    lk.created_at,
+                    run,
+                )
+                for lk in links
+            ],
+        )
+
+    def move_links(self, kind: str, from_entity: str, to_entity: str) -> None:
+        self.conn.execute(
+            "UPDATE link SET entity_id = ? WHERE kind = ? AND entity_id = ?",
+            (to_entity, kind, from_entity),
+        )
+        if kind == "person":
+            self.conn.execute(
+                "UPDATE opportunity_person SET person_id = ? WHERE person_id = ?",
+                (to_entity, from_entity),
+            )
+        self.conn.execute(
+            "DELETE FROM outbox WHERE kind = ? AND entity_id = ? AND status = 'pending'",
+            (kind, from_entity),
+        )
+
+    # entities -----------------------------------------------------------------------------
+
+    def entities(self, kind: str, ids: Iterable[str]) -> dict[str, Entity]:
+        found: dict[str, Entity] = {}
+        for chunk in _chunks(list(set(ids))):
+            marks = ",".join("?" for _ in chunk)
+            rows = self.conn.execute(
+                f"SELECT kind, id, match_key, fields, sides, merged_into, created_run,"
+                f" updated_run FROM entity WHERE kind = ? AND id IN ({marks})",
+                [kind, *chunk],
+            )
+            for row in rows:
+                found[row[1]] = Entity(
+                    row[0],
+                    row[1],
+                    row[2],
+                    json.loads(row[3]),
+                    json.loads(row[4]),
+                    row[5],
+                    row[6],
+                    row[7],
+                )
+        return found
+
+    def by_match_key(self, kind: str, keys: Iterable[str]) -> dict[str, str]:
+        """The live entity holding each match key; where several do, the oldest."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(set(keys))):
+            marks = ",".join("?" for _ in chunk)
+            rows = self.conn.execute(
+                f"SELECT match_key, id FROM entity WHERE kind = ? AND merged_into IS NULL"
+                f" AND match_key IN ({marks}) ORDER BY created_run DESC, id DESC",
+                [kind, *chunk],
+            )
+            for key, entity_id in rows:
+                found[key] = entity_id  # later rows are older: the oldest stays
+        return found
+
+    def save_entities(self, entities: Iterable[Entity]) -> None:
+        self.conn.executemany(
+            "INSERT INTO entity (kind, id, match_key, fields, sides, merged_into, created_run,"
+            " updated_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET"
+            " match_key = excluded.match_key, fields = excluded.fields, sides = excluded.sides,"
+            " merged_into = excluded.merged_into, updated_run = excluded.updated_run",
+            [
+                (
+                    e.kind,
+                    e.id,
+                    e.match_key,
+                    json.dumps(e.fields, ensure_ascii=False, sort_keys=True),
+                    json.dumps(e.sides, ensure_ascii=False, sort_keys=True),
+                    e.merged_into,
+                    e.created_run,
+                    e.updated_run,
+                )
+                for e in entities
+            ],
+        )
+
+    def survivor(self, kind: str, entity_id: str) -> str | None:
+        """Follow `merged_into` to the entity that carries this one now (None: unknown id)."""
+        seen = set()
+        current: str | None = entity_id
+        while current is not None and current not in seen:
+            seen.add(current)
+            row = self.conn.execute(
+                "SELECT merged_into FROM entity WHERE kind = ? AND id = ?", (kind, current)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] is None:
+                return current
+            current = row[0]
+        return current
+
+    def count(self, kind: str) -> int:
+        row = self.conn.execute(
+            "SELECT count(*) FROM entity WHERE kind = ? AND merged_into IS NULL", (kind,)
+        ).fetchone()
+        return int(row[0])
+
+    def entity_ids(self, kind: str) -> list[str]:
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM entity WHERE kind = ? AND merged_into IS NULL ORDER BY id", (kind,)
+            )
+        ]
+
+    # contact roles ------------------------------------------------------------------------
+
+    def save_roles(self, rows: Iterable[tuple[str, str, str | None, bool, str]]) -> None:
+        """(opportunity id, person id, role, is primary, OpportunityContactRole Id) rows."""
+        self.conn.executemany(
+            "INSERT INTO opportunity_person (opportunity_id, person_id, role, is_primary,"
+            " source_id) VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_id) DO UPDATE SET"
+            " opportunity_id = excluded.opportunity_id, person_id = excluded.person_id,"
+            " role = excluded.role, is_primary = excluded.is_primary",
+            [(o, p, r, int(primary), s) for o, p, r, primary, s in rows],
+        )
+
+    def drop_roles(self, source_ids: Iterable[str]) -> None:
+        self.conn.executemany(
+            "DELETE FROM opportunity_person WHERE source_id = ?", [(s,) for s in source_ids]
+        )
+
+    def roles_of(self, opportunity_ids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:
+        found: dict[str, list[tuple[str, bool]]] = {}
+        for chunk in _chunks(list(set(opportunity_ids))):
+            marks = ",".join("?" for _ in chunk)
+            for opp, person, primary in self.conn.execute(
+                f"SELECT opportunity_id, person_id, is_primary FROM opportunity_person"
+                f" WHERE opportunity_id IN ({marks}) ORDER BY source_id",
+                list(chunk),
+            ):
+                found.setdefault(opp, []).append((person, bool(primary)))
+        return found
+
+    # audit and duplicates -----------------------------------------------------------------
+
+    def audit(self, run: int, at: str, rows: Iterable[AuditRow]) -> None:
+        self.conn.executemany(
+            "INSERT INTO audit (run, kind, entity_id, field, old_value, new_value, winner, rule,"
+            " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run,
+                    r.kind,
+                    r.entity_id,
+                    r.field,
+                    _text(r.old_value),
+                    _text(r.new_value),
+                    r.winner,
+                    r.rule,
+                    at,
+                )
+                for r in rows
+            ],
+        )
+
+    def audit_of(self, kind: str, entity_id: str) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(
+            "SELECT run, field, old_value, new_value, winner, rule, at FROM audit"
+            " WHERE kind = ? AND entity_id = ? ORDER BY id",
+            (kind, entity_id),
+        )
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def report_duplicates(self, run: int, rows: Iterable[tuple[SourceKey, str, str, str]]) -> None:
+        """(source key, kind, entity id, reason) rows; a record no longer duplicate is dropped
+        by `clear_duplicates` first."""
+        self.conn.executemany(
+            "INSERT INTO duplicate (system, object, record_id, kind, entity_id, reason, run)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (system, object, record_id) DO UPDATE SET"
+            " kind = excluded.kind, entity_id = excluded.entity_id, reason = excluded.reason,"
+            " run = excluded.run",
+            [(k[0], k[1], k[2], kind, entity, reason, run) for k, kind, entity, reason in rows],
+        )
+
+    def clear_duplicates(self, kind: str, entity_ids: Iterable[str]) -> None:
+        self.conn.executemany(
+            "DELETE FROM duplicate WHERE kind = ? AND entity_id = ?",
+            [(kind, e) for e in entity_ids],
+        )
+
+    def duplicates(self) -> list[dict[str, Any]]:
+        cursor = self.conn.execute("SELECT * FROM duplicate ORDER BY kind, entity_id")
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    # state --------------------------------------------------------------------------------
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        row = self.conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return default if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET"
+            " value = excluded.value",
+            (key, value),
+        )
+
+    def counts(self) -> Mapping[str, int]:
+        return {kind: self.count(kind) for kind in ("person", "account", "opportunity")}
