@@ -22,6 +22,7 @@ import sqlite_utils
 from syncd.errors import StoreError
 from syncd.model import Page, Usage
 from syncd.store.migrations import MIGRATIONS
+from syncd.store.outbox import OutboxStore
 from syncd.store.unified import UnifiedStore
 
 
@@ -61,6 +62,10 @@ class Store:
     @property
     def unified(self) -> UnifiedStore:
         return UnifiedStore(self.db.conn)
+
+    @property
+    def outbox(self) -> OutboxStore:
+        return OutboxStore(self.db.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,0 +1,243 @@
+"""SQL for the outbox (what is to be written to each CRM, and what was refused) and for the
+values syncd last wrote, which tell its own echo apart from a person's edit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from syncd.store.unified import SourceKey, _chunks
+
+_COLUMNS = (
+    "id, system, object, kind, entity_id, operation, record_id, key_field, key, fields, "
+    "origins, associations, status, attempts, error_code, message"
+)
+
+
+@dataclass
+class OutboxRow:
+    system: str
+    object: str
+    kind: str
+    entity_id: str
+    operation: str  # update | upsert
+    fields: dict[str, Any]
+    record_id: str | None = None
+    key_field: str | None = None
+    key: str | None = None
+    origins: dict[str, str | None] = field(default_factory=dict)
+    associations: list[list[Any]] = field(default_factory=list)
+    status: str = "pending"
+    attempts: int = 0
+    error_code: str | None = None
+    message: str | None = None
+    id: int | None = None
+
+    def same_write(self, other: OutboxRow) -> bool:
+        return (
+            self.system,
+            self.object,
+            self.operation,
+            self.record_id,
+            self.key,
+            self.fields,
+        ) == (other.system, other.object, other.operation, other.record_id, other.key, other.fields)
+
+
+def _row(values: Sequence[Any]) -> OutboxRow:
+    (
+        id_,
+        system,
+        object_,
+        kind,
+        entity_id,
+        operation,
+        record_id,
+        key_field,
+        key,
+        fields,
+        origins,
+        associations,
+        status,
+        attempts,
+        error_code,
+        message,
+    ) = values
+    return OutboxRow(
+        system,
+        object_,
+        kind,
+        entity_id,
+        operation,
+        json.loads(fields),
+        record_id,
+        key_field,
+        key,
+        json.loads(origins),
+        json.loads(associations),
+        status,
+        attempts,
+        error_code,
+        message,
+        id_,
+    )
+
+
+class OutboxStore:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def replace(
+        self, kind: str, entity_ids: Iterable[str], rows: Iterable[OutboxRow], run: int, at: str
+    ) -> int:
+        """The plan for these entities becomes `rows`: their pending rows are replaced; a
+        parked error whose write is planned again unchanged stays parked (it needs a fix and
+        `syncd errors retry`, not a retry every pass). Returns the pending rows written."""
+        ids = list(set(entity_ids))
+        parked = [r for r in self._of(kind, ids) if r.status == "error"]
+        for chunk in _chunks(ids):
+            marks = ",".join("?" for _ in chunk)
+            self.conn.execute(
+                f"DELETE FROM outbox WHERE kind = ? AND entity_id IN ({marks})", [kind, *chunk]
+            )
+        written = 0
+        for row in rows:
+            old = next(
+                (p for p in parked if p.entity_id == row.entity_id and p.same_write(row)), None
+            )
+            if old is not None:
+                row.status, row.attempts = "error", old.attempts
+                row.error_code, row.message = old.error_code, old.message
+            else:
+                written += 1
+            self._insert(row, run, at)
+        return written
+
+    def _insert(self, row: OutboxRow, run: int, at: str) -> None:
+        self.conn.execute(
+            "INSERT INTO outbox (run, system, object, kind, entity_id, operation, record_id,"
+            " key_field, key, fields, origins, associations, status, attempts, error_code,"
+            " message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                run,
+                row.system,
+                row.object,
+                row.kind,
+                row.entity_id,
+                row.operation,
+                row.record_id,
+                row.key_field,
+                row.key,
+                json.dumps(row.fields, ensure_ascii=False, sort_keys=True),
+                json.dumps(row.origins),
+                json.dumps(row.associations),
+                row.status,
+                row.attempts,
+                row.error_code,
+                row.message,
+                at,
+                at,
+            ),
+        )
+
+    def _of(self, kind: str, entity_ids: Sequence[str]) -> list[OutboxRow]:
+        found: list[OutboxRow] = []
+        for chunk in _chunks(list(entity_ids)):
+            marks = ",".join("?" for _ in chunk)
+            found += [
+                _row(r)
+                for r in self.conn.execute(
+                    f"SELECT {_COLUMNS} FROM outbox WHERE kind = ? AND entity_id IN ({marks})",
+                    [kind, *chunk],
+                )
+            ]
+        return found
+
+    def pending(self, kinds: Iterable[str]) -> list[OutboxRow]:
+        wanted = list(kinds)
+        marks = ",".join("?" for _ in wanted)
+        return [
+            _row(r)
+            for r in self.conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND kind IN ({marks})"
+                " ORDER BY system, object, operation, id",
+                wanted,
+            )
+        ]
+
+    def rows(self, status: str | None = None) -> list[OutboxRow]:
+        if status is None:
+            cursor = self.conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id")
+        else:
+            cursor = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE status = ? ORDER BY id", (status,)
+            )
+        return [_row(r) for r in cursor]
+
+    def done(self, ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def park(self, failures: Iterable[tuple[int, str, str]], at: str) -> None:
+        """(outbox id, error code, message): the CRM refused these; keep them with why."""
+        self.conn.executemany(
+            "UPDATE outbox SET status = 'error', attempts = attempts + 1, error_code = ?,"
+            " message = ?, updated_at = ? WHERE id = ?",
+            [(code, message, at, i) for i, code, message in failures],
+        )
+
+    def retry(self, ids: Iterable[int] | None = None) -> int:
+        """Parked errors back to pending; all of them, or those ids. Returns how many."""
+        if ids is None:
+            cursor = self.conn.execute(
+                "UPDATE outbox SET status = 'pending' WHERE status = 'error'"
+            )
+        else:
+            cursor = self.conn.executemany(
+                "UPDATE outbox SET status = 'pending' WHERE status = 'error' AND id = ?",
+                [(i,) for i in ids],
+            )
+        return int(cursor.rowcount)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            status: n
+            for status, n in self.conn.execute(
+                "SELECT status, count(*) FROM outbox GROUP BY status"
+            )
+        }
+
+    # written values -----------------------------------------------------------------------
+
+    def written(
+        self, keys: Iterable[SourceKey]
+    ) -> dict[SourceKey, dict[str, tuple[Any, str | None]]]:
+        """For each target record, field -> (value syncd last wrote, when it was decided)."""
+        found: dict[SourceKey, dict[str, tuple[Any, str | None]]] = {}
+        for chunk in _chunks(list(set(keys))):
+            marks = ",".join("(?,?,?)" for _ in chunk)
+            for system, object_, record_id, field_, value, origin in self.conn.execute(
+                "SELECT system, object, record_id, field, value, origin_at FROM written"
+                f" WHERE (system, object, record_id) IN (VALUES {marks})",
+                [part for key in chunk for part in key],
+            ):
+                found.setdefault((system, object_, record_id), {})[field_] = (
+                    json.loads(value),
+                    origin,
+                )
+        return found
+
+    def remember(self, rows: Iterable[tuple[SourceKey, str, Any, str | None]], run: int) -> None:
+        """(target record, field, value written, when it was decided) rows."""
+        self.conn.executemany(
+            "INSERT INTO written (system, object, record_id, field, value, origin_at, run)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (system, object, record_id, field)"
+            " DO UPDATE SET value = excluded.value, origin_at = excluded.origin_at,"
+            " run = excluded.run",
+            [
+                (k[0], k[1], k[2], f, json.dumps(v, ensure_ascii=False), o, run)
+                for k, f, v, o in rows
+            ],
+        )
