@@ -67,7 +67,9 @@ def hubspot_world(tmp_path: Path, ca: ThrowawayCA, clock: Clock) -> Iterator[Wor
 
     emulator = HubSpotEmulator(ca=ca, clock=clock, limits=HubSpotLimits.unlimited()).start()
     portal = emulator.portal
-    settings = _settings(tmp_path, f"""
+    settings = _settings(
+        tmp_path,
+        f"""
 [hubspot]
 base_url = "{emulator.url}"
 access_token = "{emulator.access_token}"
@@ -75,13 +77,15 @@ ca_bundle = "{emulator.ca_path}"
 requests_per_10s = 1000
 [salesforce]
 access_token = "unused"
-""")
+""",
+    )
     counter = iter(range(1_000_000))
 
     def add(at: datetime) -> str:
         n = next(counter)
-        return str(portal.create("contacts", {"email": f"p{n}@example.com", "firstname": f"P{n}"},
-                                 at=at))
+        return str(
+            portal.create("contacts", {"email": f"p{n}@example.com", "firstname": f"P{n}"}, at=at)
+        )
 
     def change(record_id: str, at: datetime) -> None:
         portal.update("contacts", record_id, {"jobtitle": f"changed at {at.isoformat()}"}, at=at)
@@ -110,7 +114,9 @@ def salesforce_world(tmp_path: Path, ca: ThrowawayCA, clock: Clock) -> Iterator[
     emulator = SalesforceEmulator(ca=ca, clock=clock, access_token="00D000000000001!AQcontract")
     emulator.start()
     org = emulator.org
-    settings = _settings(tmp_path, f"""
+    settings = _settings(
+        tmp_path,
+        f"""
 [hubspot]
 access_token = "unused"
 [salesforce]
@@ -118,13 +124,19 @@ instance_url = "{emulator.url}"
 access_token = "00D000000000001!AQcontract"
 ca_bundle = "{emulator.ca_path}"
 bulk_threshold = 1000000
-""")
+""",
+    )
     counter = iter(range(1_000_000))
 
     def add(at: datetime) -> str:
         n = next(counter)
-        return str(org.insert("Lead", {"LastName": f"P{n}", "Company": "Acme",
-                                       "Email": f"p{n}@example.com"}, at=at))
+        return str(
+            org.insert(
+                "Lead",
+                {"LastName": f"P{n}", "Company": "Acme", "Email": f"p{n}@example.com"},
+                at=at,
+            )
+        )
 
     world = World(
         system="salesforce",
@@ -132,8 +144,9 @@ bulk_threshold = 1000000
         emulator=emulator,
         connector=create(settings, sleep=lambda _: None),
         add=add,
-        change=lambda record_id, at: org.update("Lead", record_id,
-                                                {"Title": f"changed {at.isoformat()}"}, at=at),
+        change=lambda record_id, at: org.update(
+            "Lead", record_id, {"Title": f"changed {at.isoformat()}"}, at=at
+        ),
         delete=lambda record_id, at: org.delete("Lead", record_id, at=at),
         merge=lambda keep, lose, at: org.merge("Lead", keep, lose, at=at),
         calls=lambda: emulator.calls(),
@@ -145,7 +158,9 @@ bulk_threshold = 1000000
 
 
 @pytest.fixture(params=["hubspot", "salesforce"])
-def world(request: pytest.FixtureRequest, tmp_path: Path, loopback_ca: ThrowawayCA) -> Iterator[World]:
+def world(
+    request: pytest.FixtureRequest, tmp_path: Path, loopback_ca: ThrowawayCA
+) -> Iterator[World]:
     clock = Clock()
     make = hubspot_world if request.param == "hubspot" else salesforce_world
     yield from make(tmp_path, loopback_ca, clock)
@@ -163,7 +178,9 @@ def read_ids(found: list[Page]) -> list[str]:
     return [record.id for page in found for record in page.records]
 
 
-def store_pass(world: World, store: Store, run_start: datetime, stop_after: int | None = None) -> int:
+def store_pass(
+    world: World, store: Store, run_start: datetime, stop_after: int | None = None
+) -> int:
     """Pull the stream into the store like a pass does; optionally stop after N pages."""
     run = store.begin_run(run_start, "once", {})
     cursor = store.cursor(world.system, world.stream)
@@ -175,8 +192,10 @@ def store_pass(world: World, store: Store, run_start: datetime, stop_after: int 
 
 
 def stored(store: Store, world: World) -> dict[str, tuple[Any, ...]]:
-    return {row["id"]: (row["updated_at"], row["deleted"], row["merged_into"], row["data"])
-            for row in store.source_records(world.system, world.stream)}
+    return {
+        row["id"]: (row["updated_at"], row["deleted"], row["merged_into"], row["data"])
+        for row in store.source_records(world.system, world.stream)
+    }
 
 
 def test_a_backfill_reads_every_record_in_cursor_order(world: World) -> None:
@@ -214,7 +233,9 @@ def test_a_pass_stopped_after_any_page_resumes_with_the_same_rows(
     assert stored(resumed, world) == stored(whole, world)
 
 
-def test_a_record_changed_during_a_pass_is_picked_up_by_the_next(world: World, tmp_path: Path) -> None:
+def test_a_record_changed_during_a_pass_is_picked_up_by_the_next(
+    world: World, tmp_path: Path
+) -> None:
     world.seed(world.page_size + 5, T0 - timedelta(days=2), timedelta(minutes=1))
     store = Store(tmp_path / "s.db")
     run_start = T0

@@ -29,7 +29,10 @@ def test_sandbox_config_works_unchanged_with_both_real_clients(tmp_path: Path) -
     config = tmp_path / "sandbox.toml"
     process = subprocess.Popen(
         [sys.executable, "-m", "syncd", "sandbox", "--scale", "200", "--config-out", str(config)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
@@ -38,15 +41,22 @@ def test_sandbox_config_works_unchanged_with_both_real_clients(tmp_path: Path) -
         assert settings.store.path == tmp_path / "syncd.db"
         hs = settings.hubspot
         assert hs.access_token is not None and hs.ca_bundle is not None
-        client = hubspot.Client.create(access_token=hs.access_token.get_secret_value(),
-                                       host=hs.base_url, ssl_ca_cert=str(hs.ca_bundle))
+        client = hubspot.Client.create(
+            access_token=hs.access_token.get_secret_value(),
+            host=hs.base_url,
+            ssl_ca_cert=str(hs.ca_bundle),
+        )
         contacts = client.crm.contacts.basic_api.get_page(limit=100)
         assert len(contacts.results) == 100
 
         sf = settings.salesforce
         assert sf.access_token is not None and sf.ca_bundle is not None
-        org = Salesforce(instance_url=sf.instance_url, session_id=sf.access_token.get_secret_value(),
-                         version=sf.api_version, session=trusting_session(sf.ca_bundle))
+        org = Salesforce(
+            instance_url=sf.instance_url,
+            session_id=sf.access_token.get_secret_value(),
+            version=sf.api_version,
+            session=trusting_session(sf.ca_bundle),
+        )
         assert org.query("SELECT COUNT() FROM Lead")["totalSize"] > 0
     finally:
         process.send_signal(signal.SIGINT)
