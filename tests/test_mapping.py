@@ -11,10 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.errors import EXIT_USAGE, MappingError
 from syncd.mapping import (
     DEFAULTS_FOLDER,
+    FieldMapping,
     Mappings,
     ValueMapMiss,
     check_online,
@@ -65,8 +68,11 @@ def test_shipped_person_rules_are_the_documented_defaults() -> None:
     rules = {name: (f.hubspot, dict(f.salesforce), f.rule) for name, f in person.fields.items()}
     both = ("Contact", "Lead")
     assert rules["email"] == ("email", dict.fromkeys(both, "Email"), "two-way")
-    assert rules["firstname"] == ("firstname", dict.fromkeys(both, "FirstName"),
-                                  "prefer-salesforce")
+    assert rules["firstname"] == (
+        "firstname",
+        dict.fromkeys(both, "FirstName"),
+        "prefer-salesforce",
+    )
     assert rules["lastname"] == ("lastname", dict.fromkeys(both, "LastName"), "prefer-salesforce")
     assert rules["jobtitle"] == ("jobtitle", dict.fromkeys(both, "Title"), "two-way")
     assert rules["phone"] == ("phone", dict.fromkeys(both, "Phone"), "two-way")
@@ -82,8 +88,11 @@ def test_shipped_account_matches_on_the_normalized_domain() -> None:
     domain = account.fields["domain"]
     assert (account.hubspot_object, account.salesforce_objects) == ("companies", ("Account",))
     assert account.match_keys == ("domain",)
-    assert (domain.hubspot, dict(domain.salesforce), domain.transform) == \
-        ("domain", {"Account": "Website"}, "domain")
+    assert (domain.hubspot, dict(domain.salesforce), domain.transform) == (
+        "domain",
+        {"Account": "Website"},
+        "domain",
+    )
     assert domain.from_salesforce("https://www.Acme.com/about") == domain.from_hubspot("acme.com")
     assert account.fields["name"].salesforce == {"Account": "Name"}
 
@@ -92,8 +101,11 @@ def test_shipped_opportunity_fields_are_always_salesforce_with_the_full_stage_ma
     opportunity = load_mappings(SHIPPED).opportunity
     fields = opportunity.fields
     assert {f.hubspot: f.salesforce["Opportunity"] for f in fields.values()} == {
-        "dealname": "Name", "amount": "Amount", "closedate": "CloseDate",
-        "dealstage": "StageName"}
+        "dealname": "Name",
+        "amount": "Amount",
+        "closedate": "CloseDate",
+        "dealstage": "StageName",
+    }
     assert {f.rule for f in fields.values()} == {"always-salesforce"}
     assert dict(fields["stage"].values) == DEALSTAGES
     assert (fields["amount"].transform, fields["closedate"].transform) == ("number", "date")
@@ -120,9 +132,9 @@ def test_no_folder_means_the_installed_defaults() -> None:
 
 
 def test_a_folder_lacking_a_file_falls_back_to_the_installed_default(tmp_path: Path) -> None:
-    own = (SHIPPED / "person.toml").read_text().replace(
-        '[fields.jobtitle]\nhubspot = "jobtitle"\nsalesforce = "Title"\nrule = "two-way"',
-        '[fields.jobtitle]\nhubspot = "jobtitle"\nsalesforce = "Title"\nrule = "prefer-hubspot"')
+    jobtitle = '[fields.jobtitle]\nhubspot = "jobtitle"\nsalesforce = "Title"\n'
+    own = (SHIPPED / "person.toml").read_text()
+    own = own.replace(f'{jobtitle}rule = "two-way"', f'{jobtitle}rule = "prefer-hubspot"')
     folder = folder_with(tmp_path, person=own)
     mappings = load_mappings(folder)
     assert mappings.person.fields["jobtitle"].rule == "prefer-hubspot"
@@ -133,8 +145,13 @@ def test_a_folder_lacking_a_file_falls_back_to_the_installed_default(tmp_path: P
 
 def test_connectors_learn_what_to_request() -> None:
     person = load_mappings(None).person
-    assert person.hubspot_properties()[:5] == ("email", "firstname", "lastname", "jobtitle",
-                                               "phone")
+    assert person.hubspot_properties()[:5] == (
+        "email",
+        "firstname",
+        "lastname",
+        "jobtitle",
+        "phone",
+    )
     assert "Company" in person.salesforce_fields("Lead")
     assert "Company" not in person.salesforce_fields("Contact")
 
@@ -163,8 +180,7 @@ def test_a_stage_missing_from_the_map_is_a_value_map_miss_not_a_blank() -> None:
 
 def test_the_corpus_holds_at_least_thirty_malformed_files() -> None:
     assert len(CASES) >= 30
-    assert all(case.with_name(case.stem.rsplit(".", 1)[0] + ".expected").exists()
-               for case in CASES)
+    assert all(case.with_name(case.stem.rsplit(".", 1)[0] + ".expected").exists() for case in CASES)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.stem for case in CASES])
@@ -179,11 +195,16 @@ def test_a_malformed_file_is_answered_by_one_line(case: Path, tmp_path: Path) ->
 
 def test_every_problem_in_every_file_is_listed_at_once(tmp_path: Path) -> None:
     person = (SHIPPED / "person.toml").read_text()
-    person = person.replace('rule = "prefer-salesforce"', 'rule = "prefer-salesfroce"', 1)
+    person = person.replace(
+        '"FirstName"\nrule = "prefer-salesforce"', '"FirstName"\nrule = "prefer-salesfroce"'
+    )
     person = person.replace('transform = "phone"', 'transform = "fone"')
     person = person.replace('keys = ["email"]', 'keys = ["mail"]')
-    account = (SHIPPED / "account.toml").read_text().replace('hubspot = "companies"',
-                                                             'hubspot = "company"')
+    account = (
+        (SHIPPED / "account.toml")
+        .read_text()
+        .replace('hubspot = "companies"', 'hubspot = "company"')
+    )
     lines = problems_of(folder_with(tmp_path, person=person, account=account))
     assert lines == [
         'mappings/person.toml [fields.firstname] rule: "prefer-salesfroce" is not a rule (one of '
@@ -203,8 +224,9 @@ def test_a_misspelt_file_name_is_reported_rather_than_silently_ignored(tmp_path:
     shutil.copy(SHIPPED / "person.toml", folder / "persons.toml")
     (folder / "notes.toml").write_text("# not a mapping file\n")
     assert problems_of(folder) == [
-        'mappings/persons.toml: not a file syncd reads, so the installed default is used '
-        'instead. Did you mean "person.toml"?']
+        "mappings/persons.toml: not a file syncd reads (it reads person.toml, account.toml, "
+        'opportunity.toml, lifecycle.toml, attribution.toml). Did you mean "person.toml"?'
+    ]
 
 
 def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
@@ -215,53 +237,90 @@ def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
 # -- check_online
 
 
-def info(name: str, type_: str, *options: str, updateable: bool = True,
-         unique: bool = False) -> FieldInfo:
-    return FieldInfo(name, type_, updateable=updateable, createable=updateable,
-                     options=options, unique=unique)
+def info(
+    name: str, type_: str, *options: str, updateable: bool = True, unique: bool = False
+) -> FieldInfo:
+    return FieldInfo(
+        name, type_, updateable=updateable, createable=updateable, options=options, unique=unique
+    )
 
 
 def schema(system: str, obj: str, *fields: FieldInfo) -> ObjectSchema:
     return ObjectSchema(system, obj, {f.name: f for f in fields})
 
 
+def text(*names: str) -> list[FieldInfo]:
+    return [info(name, "string") for name in names]
+
+
 def live_schemas() -> tuple[dict[str, ObjectSchema], dict[str, ObjectSchema]]:
     """What a portal and an org with syncd installed describe, built by hand."""
-    text = lambda *names: [info(n, "string") for n in names]  # noqa: E731
     syncd_id = info("syncd_id", "string", unique=True)
     hubspot = {
-        "contacts": schema("hubspot", "contacts", *text("email", "firstname", "lastname",
-                                                        "jobtitle", "website", "company"),
-                           info("phone", "phone_number"), syncd_id,
-                           info("syncd_attributed_revenue", "number")),
-        "companies": schema("hubspot", "companies", *text("domain", "name", "industry"),
-                            info("phone", "phone_number"), syncd_id),
-        "deals": schema("hubspot", "deals", *text("dealname", "syncd_first_touch_campaign",
-                                                  "syncd_last_touch_campaign"),
-                        info("amount", "number"), info("closedate", "datetime"), syncd_id,
-                        info("dealstage", "enumeration", *sorted(set(DEALSTAGES.values())))),
+        "contacts": schema(
+            "hubspot",
+            "contacts",
+            *text("email", "firstname", "lastname", "jobtitle", "website", "company"),
+            info("phone", "phone_number"),
+            syncd_id,
+            info("syncd_attributed_revenue", "number"),
+        ),
+        "companies": schema(
+            "hubspot",
+            "companies",
+            *text("domain", "name", "industry"),
+            info("phone", "phone_number"),
+            syncd_id,
+        ),
+        "deals": schema(
+            "hubspot",
+            "deals",
+            *text("dealname", "syncd_first_touch_campaign", "syncd_last_touch_campaign"),
+            info("amount", "number"),
+            info("closedate", "datetime"),
+            syncd_id,
+            info("dealstage", "enumeration", *sorted(set(DEALSTAGES.values()))),
+        ),
     }
-    person = [info("Email", "email"), info("FirstName", "string"), info("LastName", "string"),
-              info("Title", "string"), info("Phone", "phone"),
-              info("Syncd_Id__c", "string", unique=True),
-              info("Lifecycle_Stage__c", "picklist", "Lead", "MQL")]
+    person = [
+        info("Email", "email"),
+        info("FirstName", "string"),
+        info("LastName", "string"),
+        info("Title", "string"),
+        info("Phone", "phone"),
+        info("Syncd_Id__c", "string", unique=True),
+        info("Lifecycle_Stage__c", "picklist", "Lead", "MQL"),
+    ]
     salesforce = {
         "Contact": schema("salesforce", "Contact", *person),
-        "Lead": schema("salesforce", "Lead", *person, info("Website", "url"),
-                       info("Company", "string")),
-        "Account": schema("salesforce", "Account", info("Name", "string"), info("Website", "url"),
-                          info("Phone", "phone"), info("Industry", "picklist", "Banking")),
-        "Opportunity": schema("salesforce", "Opportunity", info("Name", "string"),
-                              info("Amount", "currency"), info("CloseDate", "date"),
-                              info("StageName", "picklist", *DEALSTAGES),
-                              info("First_Touch_Campaign__c", "string"),
-                              info("Last_Touch_Campaign__c", "string")),
+        "Lead": schema(
+            "salesforce", "Lead", *person, info("Website", "url"), info("Company", "string")
+        ),
+        "Account": schema(
+            "salesforce",
+            "Account",
+            info("Name", "string"),
+            info("Website", "url"),
+            info("Phone", "phone"),
+            info("Industry", "picklist", "Banking"),
+        ),
+        "Opportunity": schema(
+            "salesforce",
+            "Opportunity",
+            info("Name", "string"),
+            info("Amount", "currency"),
+            info("CloseDate", "date"),
+            info("StageName", "picklist", *DEALSTAGES),
+            info("First_Touch_Campaign__c", "string"),
+            info("Last_Touch_Campaign__c", "string"),
+        ),
     }
     return hubspot, salesforce
 
 
-def with_field(schemas: dict[str, ObjectSchema], obj: str, field: FieldInfo | None,
-               drop: str | None = None) -> dict[str, ObjectSchema]:
+def with_field(
+    schemas: dict[str, ObjectSchema], obj: str, field: FieldInfo | None, drop: str | None = None
+) -> dict[str, ObjectSchema]:
     fields = dict(schemas[obj].fields)
     if drop:
         del fields[drop]
@@ -284,16 +343,19 @@ def test_an_unknown_property_is_reported_with_a_suggestion(defaults: Mappings) -
     hubspot, salesforce = live_schemas()
     hubspot = with_field(hubspot, "contacts", info("job_title", "string"), drop="jobtitle")
     assert check_online(defaults, hubspot, salesforce) == [
-        'mappings/person.toml [fields.jobtitle] hubspot: HubSpot property "jobtitle" does not '
-        'exist on contacts in this portal. Did you mean "job_title"?']
+        'default_mappings/person.toml [fields.jobtitle] hubspot: HubSpot property "jobtitle" '
+        "does not "
+        'exist on contacts in this portal. Did you mean "job_title"?'
+    ]
 
 
 def test_an_unknown_salesforce_field_is_reported_per_object(defaults: Mappings) -> None:
     hubspot, salesforce = live_schemas()
     salesforce = with_field(salesforce, "Lead", info("Titles", "string"), drop="Title")
     assert check_online(defaults, hubspot, salesforce) == [
-        'default_mappings/person.toml [fields.jobtitle] salesforce: Salesforce Lead has no field '
-        '"Title". Did you mean "Titles"?']
+        "default_mappings/person.toml [fields.jobtitle] salesforce: Salesforce Lead has no field "
+        '"Title". Did you mean "Titles"?'
+    ]
 
 
 def test_a_number_property_fed_by_a_text_field_is_a_type_mismatch(defaults: Mappings) -> None:
@@ -302,39 +364,43 @@ def test_a_number_property_fed_by_a_text_field_is_a_type_mismatch(defaults: Mapp
     assert check_online(defaults, hubspot, salesforce) == [
         'default_mappings/opportunity.toml [fields.amount] hubspot: HubSpot property "amount" is '
         "number but is fed from Salesforce Opportunity.Amount, which is text. Map fields of the "
-        'same kind, or set rule = "none".']
+        'same kind, or set rule = "none".'
+    ]
 
 
 def test_a_stage_the_pipeline_does_not_hold_is_reported(defaults: Mappings) -> None:
     hubspot, salesforce = live_schemas()
-    stages = tuple(s for s in set(DEALSTAGES.values()) if s != "closedlost") + ("closedlosts",)
+    stages = (*(s for s in set(DEALSTAGES.values()) if s != "closedlost"), "closedlosts")
     hubspot = with_field(hubspot, "deals", info("dealstage", "enumeration", *sorted(stages)))
     assert check_online(defaults, hubspot, salesforce) == [
         'default_mappings/opportunity.toml [fields.stage.values] "Closed Lost": HubSpot property '
-        '"dealstage" has no option "closedlost". Did you mean "closedlosts"?']
+        '"dealstage" has no option "closedlost". Did you mean "closedlosts"?'
+    ]
 
 
 def test_a_salesforce_stage_missing_from_the_map_is_reported(defaults: Mappings) -> None:
     hubspot, salesforce = live_schemas()
-    salesforce = with_field(salesforce, "Opportunity",
-                            info("StageName", "picklist", *DEALSTAGES, "Legal Review"))
+    salesforce = with_field(
+        salesforce, "Opportunity", info("StageName", "picklist", *DEALSTAGES, "Legal Review")
+    )
     assert check_online(defaults, hubspot, salesforce) == [
-        'default_mappings/opportunity.toml [fields.stage] values: Salesforce '
+        "default_mappings/opportunity.toml [fields.stage] values: Salesforce "
         'Opportunity.StageName values "Legal Review" have no value in HubSpot property '
-        '"dealstage"; add them to [fields.stage.values] ("Salesforce value" = "HubSpot value").']
+        '"dealstage"; add them to [fields.stage.values] ("Salesforce value" = "HubSpot value").'
+    ]
 
 
-def test_a_read_only_target_is_reported_for_the_rules_write_direction(
-        defaults: Mappings) -> None:
+def test_a_read_only_target_is_reported_for_the_rules_write_direction(defaults: Mappings) -> None:
     hubspot, salesforce = live_schemas()
     hubspot = with_field(hubspot, "deals", info("dealname", "string", updateable=False))
     salesforce = with_field(salesforce, "Contact", info("Title", "string", updateable=False))
     assert check_online(defaults, hubspot, salesforce) == [
-        'default_mappings/person.toml [fields.jobtitle] salesforce: Salesforce Contact.Title is '
+        "default_mappings/person.toml [fields.jobtitle] salesforce: Salesforce Contact.Title is "
         'read-only, but rule "two-way" writes to it. Use rule = "always-salesforce" or "none".',
         'default_mappings/opportunity.toml [fields.name] hubspot: HubSpot property "dealname" is '
         'read-only, but rule "always-salesforce" writes to it. Use rule = "always-hubspot" or '
-        '"none".']
+        '"none".',
+    ]
 
 
 def test_a_read_only_source_is_fine(defaults: Mappings) -> None:
@@ -356,17 +422,20 @@ def test_missing_syncd_custom_fields_are_reported(defaults: Mappings) -> None:
         'default_mappings/person.toml [objects] salesforce: Salesforce Lead field "Syncd_Id__c" '
         "is missing: syncd needs it (Text(255), External ID, Unique) for its idempotency key. "
         "An admin creates it in Setup, Object Manager.",
-        'default_mappings/opportunity.toml [objects] hubspot: HubSpot deals property '
+        "default_mappings/opportunity.toml [objects] hubspot: HubSpot deals property "
         '"syncd_first_touch_campaign" is missing: syncd needs it (string) for the first touch. '
         "`syncd check --online --fix` creates it.",
-        'default_mappings/opportunity.toml [objects] salesforce: Salesforce Campaign field '
+        "default_mappings/opportunity.toml [objects] salesforce: Salesforce Campaign field "
         '"Attributed_Revenue__c" is missing: syncd needs it (Currency) for attributed revenue. '
         "An admin creates it in Setup, Object Manager.",
     ]
     missing = missing_custom_fields(defaults, hubspot, salesforce)
     assert [(c.system, c.object, c.name) for c in missing] == [
-        ("hubspot", "contacts", "syncd_id"), ("hubspot", "deals", "syncd_first_touch_campaign"),
-        ("salesforce", "Lead", "Syncd_Id__c"), ("salesforce", "Campaign", "Attributed_Revenue__c")]
+        ("hubspot", "contacts", "syncd_id"),
+        ("hubspot", "deals", "syncd_first_touch_campaign"),
+        ("salesforce", "Lead", "Syncd_Id__c"),
+        ("salesforce", "Campaign", "Attributed_Revenue__c"),
+    ]
 
 
 def test_an_object_that_was_not_described_is_reported(defaults: Mappings) -> None:
@@ -374,7 +443,8 @@ def test_an_object_that_was_not_described_is_reported(defaults: Mappings) -> Non
     del salesforce["Lead"]
     assert check_online(defaults, hubspot, salesforce) == [
         "default_mappings/person.toml [objects] salesforce: Salesforce Lead was not described; "
-        "check the user's object permissions."]
+        "check the user's object permissions."
+    ]
 
 
 # -- against the emulators, through the real client libraries
@@ -386,28 +456,74 @@ def hubspot_schema(client: Any, object_type: str) -> ObjectSchema:
         meta = prop.modification_metadata
         writable = not (meta and meta.read_only_value) and not prop.calculated
         fields[prop.name] = FieldInfo(
-            prop.name, prop.type, updateable=writable, createable=writable,
+            prop.name,
+            prop.type,
+            updateable=writable,
+            createable=writable,
             options=tuple(o.value for o in prop.options or ()),
-            unique=bool(prop.has_unique_value))
+            unique=bool(prop.has_unique_value),
+        )
     return ObjectSchema("hubspot", object_type, fields)
 
 
 def salesforce_schema(client: Any, sobject: str) -> ObjectSchema:
     described = getattr(client, sobject).describe()
-    return ObjectSchema("salesforce", sobject, {
-        f["name"]: FieldInfo(f["name"], f["type"], updateable=f["updateable"],
-                             createable=f["createable"], unique=f["unique"],
-                             options=tuple(p["value"] for p in f["picklistValues"]))
-        for f in described["fields"]})
+    return ObjectSchema(
+        "salesforce",
+        sobject,
+        {
+            f["name"]: FieldInfo(
+                f["name"],
+                f["type"],
+                updateable=f["updateable"],
+                createable=f["createable"],
+                unique=f["unique"],
+                options=tuple(p["value"] for p in f["picklistValues"]),
+            )
+            for f in described["fields"]
+        },
+    )
 
 
 def test_the_defaults_fit_the_emulators_but_for_syncds_own_hubspot_properties(
-        hubspot_client: Any, salesforce_client: Any, defaults: Mappings) -> None:
+    hubspot_client: Any, salesforce_client: Any, defaults: Mappings
+) -> None:
     hubspot = {t: hubspot_schema(hubspot_client, t) for t in ("contacts", "companies", "deals")}
-    salesforce = {o: salesforce_schema(salesforce_client, o)
-                  for o in ("Contact", "Lead", "Account", "Opportunity", "Campaign")}
+    salesforce = {
+        o: salesforce_schema(salesforce_client, o)
+        for o in ("Contact", "Lead", "Account", "Opportunity", "Campaign")
+    }
     problems = check_online(defaults, hubspot, salesforce)
     # A fresh portal lacks the syncd_* properties until `syncd check --online --fix`.
-    assert problems and all("[objects] hubspot: HubSpot" in line and '"syncd_' in line
-                            for line in problems)
+    assert problems and all(
+        "[objects] hubspot: HubSpot" in line and '"syncd_' in line for line in problems
+    )
     assert {c.system for c in missing_custom_fields(defaults, hubspot, salesforce)} == {"hubspot"}
+
+
+# -- value-map round trips
+
+invertible_maps = st.dictionaries(
+    st.text(min_size=1).filter(str.strip),
+    st.text(min_size=1).filter(str.strip),
+    min_size=1,
+    max_size=8,
+).filter(lambda m: len(set(m.values())) == len(m))
+
+
+@given(invertible_maps)
+def test_an_invertible_value_map_round_trips_both_ways(values: dict[str, str]) -> None:
+    stage = FieldMapping(
+        "stage", "dealstage", {"Opportunity": "StageName"}, "two-way", values=values
+    )
+    for salesforce_value, hubspot_value in values.items():
+        assert stage.to_hubspot(salesforce_value) == hubspot_value
+        assert stage.salesforce_value(stage.from_salesforce(salesforce_value)) == salesforce_value
+
+
+@given(st.sampled_from(sorted(set(DEALSTAGES.values()))))
+def test_every_hubspot_stage_reads_back_from_the_salesforce_stage_it_is_written_as(
+    hubspot_stage: str,
+) -> None:
+    stage = load_mappings(None).opportunity.fields["stage"]
+    assert stage.from_salesforce(stage.salesforce_value(hubspot_stage)) == hubspot_stage

@@ -18,8 +18,9 @@ LATE = EARLY + timedelta(hours=3)
 
 
 def field(rule: str, blank: str = "keep") -> FieldMapping:
-    return FieldMapping("jobtitle", "jobtitle", {"Contact": "Title"}, cast(Rule, rule),
-                        cast(Any, blank))
+    return FieldMapping(
+        "jobtitle", "jobtitle", {"Contact": "Title"}, cast(Rule, rule), cast(Any, blank)
+    )
 
 
 def seen(value: Any, at: datetime | None = EARLY) -> Observed:
@@ -43,10 +44,12 @@ def test_values_that_are_not_blank(value: Any) -> None:
 
 
 def test_two_way_both_edited_the_later_change_wins() -> None:
-    assert decide(field("two-way"), seen("CTO", LATE), seen("CEO", EARLY), "VP") == \
-        Decision("CTO", "hubspot", "two-way")
-    assert decide(field("two-way"), seen("CTO", EARLY), seen("CEO", LATE), "VP") == \
-        Decision("CEO", "salesforce", "two-way")
+    assert decide(field("two-way"), seen("CTO", LATE), seen("CEO", EARLY), "VP") == Decision(
+        "CTO", "hubspot", "two-way"
+    )
+    assert decide(field("two-way"), seen("CTO", EARLY), seen("CEO", LATE), "VP") == Decision(
+        "CEO", "salesforce", "two-way"
+    )
 
 
 def test_two_way_the_side_that_changed_the_field_wins_over_a_newer_record() -> None:
@@ -159,39 +162,59 @@ def test_no_system_holds_the_record_the_previous_value_stays() -> None:
 
 # -- properties
 
-values = st.one_of(st.none(), st.sampled_from(["", "  ", PLACEHOLDER]), st.text(max_size=5),
-                   st.integers(-3, 3))
-times = st.one_of(st.none(), st.datetimes(min_value=datetime(2020, 1, 1),
-                                          max_value=datetime(2030, 1, 1), timezones=st.just(UTC)))
+values = st.one_of(
+    st.none(), st.sampled_from(["", "  ", PLACEHOLDER]), st.text(max_size=5), st.integers(-3, 3)
+)
+times = st.one_of(
+    st.none(),
+    st.datetimes(
+        min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1), timezones=st.just(UTC)
+    ),
+)
 observations = st.builds(Observed, values, times)
 maybe_observations = st.one_of(st.none(), observations)
 
 
-@given(st.sampled_from(["hubspot", "salesforce"]), st.sampled_from(["keep", "clear"]),
-       observations, observations, values)
-def test_always_x_always_returns_xs_value(side: str, blank: str, hubspot: Observed,
-                                          salesforce: Observed, previous: Any) -> None:
+@given(
+    st.sampled_from(["hubspot", "salesforce"]),
+    st.sampled_from(["keep", "clear"]),
+    observations,
+    observations,
+    values,
+)
+def test_always_x_always_returns_xs_value(
+    side: str, blank: str, hubspot: Observed, salesforce: Observed, previous: Any
+) -> None:
     decision = decide(field(f"always-{side}", blank), hubspot, salesforce, previous)
     own = hubspot if side == "hubspot" else salesforce
     assert decision.winner == side
     assert decision.value is None if is_blank(own.value) else decision.value == own.value
 
 
-@given(st.sampled_from(["two-way", "prefer-hubspot", "prefer-salesforce", "none"]),
-       observations, observations, values)
-def test_a_blank_never_wins_over_a_value_under_keep(rule: str, hubspot: Observed,
-                                                    salesforce: Observed, previous: Any) -> None:
+@given(
+    st.sampled_from(["two-way", "prefer-hubspot", "prefer-salesforce", "none"]),
+    observations,
+    observations,
+    values,
+)
+def test_a_blank_never_wins_over_a_value_under_keep(
+    rule: str, hubspot: Observed, salesforce: Observed, previous: Any
+) -> None:
     decision = decide(field(rule), hubspot, salesforce, previous)
     if not (is_blank(hubspot.value) and is_blank(salesforce.value)):
         assert not is_blank(decision.value)
 
 
-@given(st.sampled_from(RULES), st.sampled_from(["keep", "clear"]), maybe_observations,
-       maybe_observations, values)
-def test_the_result_is_one_of_the_inputs_or_previous(rule: str, blank: str,
-                                                     hubspot: Observed | None,
-                                                     salesforce: Observed | None,
-                                                     previous: Any) -> None:
+@given(
+    st.sampled_from(RULES),
+    st.sampled_from(["keep", "clear"]),
+    maybe_observations,
+    maybe_observations,
+    values,
+)
+def test_the_result_is_one_of_the_inputs_or_previous(
+    rule: str, blank: str, hubspot: Observed | None, salesforce: Observed | None, previous: Any
+) -> None:
     decision = decide(field(rule, blank), hubspot, salesforce, previous)
     candidates = {"hubspot": hubspot, "salesforce": salesforce}
     source = candidates.get(decision.winner)
@@ -202,11 +225,16 @@ def test_the_result_is_one_of_the_inputs_or_previous(rule: str, blank: str,
 
 
 @given(st.sampled_from(RULES), observations, observations, values)
-def test_deciding_twice_gives_the_same_answer(rule: str, hubspot: Observed,
-                                              salesforce: Observed, previous: Any) -> None:
+def test_deciding_twice_gives_the_same_answer(
+    rule: str, hubspot: Observed, salesforce: Observed, previous: Any
+) -> None:
     first = decide(field(rule), hubspot, salesforce, previous)
     assert decide(field(rule), hubspot, salesforce, previous) == first
     # Once both systems hold the decided value, deciding again changes nothing.
-    settled = decide(field(rule), Observed(first.value, hubspot.changed_at),
-                     Observed(first.value, salesforce.changed_at), first.value)
+    settled = decide(
+        field(rule),
+        Observed(first.value, hubspot.changed_at),
+        Observed(first.value, salesforce.changed_at),
+        first.value,
+    )
     assert settled.value == first.value

@@ -25,8 +25,18 @@ def test_email_is_lower_cased_and_trimmed() -> None:
     assert email.normalize("  Ann.Lee@Example.COM \n") == "ann.lee@example.com"
 
 
-@pytest.mark.parametrize("value", ["not an email", "ann@", "@example.com", "ann@example",
-                                   "ann lee@example.com", "ann@@example.com", "ann\x00@x.com"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not an email",
+        "ann@",
+        "@example.com",
+        "ann@example",
+        "ann lee@example.com",
+        "ann@@example.com",
+        "ann\x00@x.com",
+    ],
+)
 def test_invalid_email_is_kept_as_it_is_but_flagged(value: str) -> None:
     normalized = email.normalize(value)
     assert normalized == value.strip().lower()
@@ -45,28 +55,46 @@ def test_blank_email_is_none(value: Any) -> None:
 # -- domain
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("Acme.com", "acme.com"),
-    ("https://www.Acme.com/pricing?x=1#top", "acme.com"),
-    ("http://acme.com:8080", "acme.com"),
-    ("acme.com.", "acme.com"),
-    ("www.acme.com/", "acme.com"),
-    ("//cdn.acme.com/a", "cdn.acme.com"),
-    ("https://eu.shop.acme.co.uk/", "eu.shop.acme.co.uk"),
-    ("https://user:pw@acme.com/", "acme.com"),
-    ("www.www.acme.com", "acme.com"),
-    ("www.com", "www.com"),
-    ("münchen.de", "xn--mnchen-3ya.de"),
-    ("https://www.MÜNCHEN.de/stadt", "xn--mnchen-3ya.de"),
-    ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Acme.com", "acme.com"),
+        ("https://www.Acme.com/pricing?x=1#top", "acme.com"),
+        ("http://acme.com:8080", "acme.com"),
+        ("acme.com.", "acme.com"),
+        ("www.acme.com/", "acme.com"),
+        ("//cdn.acme.com/a", "cdn.acme.com"),
+        ("https://eu.shop.acme.co.uk/", "eu.shop.acme.co.uk"),
+        ("https://user:pw@acme.com/", "acme.com"),
+        ("www.www.acme.com", "acme.com"),
+        ("www.com", "www.com"),
+        ("münchen.de", "xn--mnchen-3ya.de"),
+        ("https://www.MÜNCHEN.de/stadt", "xn--mnchen-3ya.de"),
+        ("xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
+    ],
+)
 def test_domain_keeps_the_host_without_scheme_www_port_path_or_trailing_dot(
-        value: str, expected: str) -> None:
+    value: str, expected: str
+) -> None:
     assert domain.normalize(value) == expected
 
 
-@pytest.mark.parametrize("value", [None, "", "  ", "localhost", "not a domain", "http://",
-                                   "acme..com", "-acme.com", "acme_corp.com", "N/A", "a@b"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        "",
+        "  ",
+        "localhost",
+        "not a domain",
+        "http://",
+        "acme..com",
+        "-acme.com",
+        "acme_corp.com",
+        "N/A",
+        "a@b",
+    ],
+)
 def test_garbage_domain_is_none(value: Any) -> None:
     assert domain.normalize(value) is None
 
@@ -85,11 +113,19 @@ def test_phone_from_a_number_becomes_text() -> None:
 # -- date
 
 
-@pytest.mark.parametrize("value", [
-    "2024-03-01", "2024-03-01T00:00:00Z", "2024-03-01T23:30:00.000+0000",
-    "2024-03-01T10:00:00+01:00",
-    "1709251200000", 1709251200000, date(2024, 3, 1), datetime(2024, 3, 1, 12, tzinfo=UTC),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-03-01",
+        "2024-03-01T00:00:00Z",
+        "2024-03-01T23:30:00.000+0000",
+        "2024-03-01T10:00:00+01:00",
+        "1709251200000",
+        1709251200000,
+        date(2024, 3, 1),
+        datetime(2024, 3, 1, 12, tzinfo=UTC),
+    ],
+)
 def test_date_reads_every_form_both_systems_send(value: Any) -> None:
     assert day.normalize(value) == date(2024, 3, 1)
 
@@ -113,11 +149,20 @@ def test_garbage_date_raises_a_clear_value_error(value: str) -> None:
 # -- number
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("1,234.50", Decimal("1234.5")), ("1234.5", Decimal("1234.5")), (1234.5, Decimal("1234.5")),
-    (1000, Decimal("1000")), ("1e3", Decimal("1000")), ("-0", Decimal("0")),
-    (0.1, Decimal("0.1")), (" 42 ", Decimal("42")), (Decimal("19.990"), Decimal("19.99")),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1,234.50", Decimal("1234.5")),
+        ("1234.5", Decimal("1234.5")),
+        (1234.5, Decimal("1234.5")),
+        (1000, Decimal("1000")),
+        ("1e3", Decimal("1000")),
+        ("-0", Decimal("0")),
+        (0.1, Decimal("0.1")),
+        (" 42 ", Decimal("42")),
+        (Decimal("19.990"), Decimal("19.99")),
+    ],
+)
 def test_number_reads_text_and_json_numbers_exactly(value: Any, expected: Decimal) -> None:
     normalized = number.normalize(value)
     assert normalized == expected
@@ -132,11 +177,11 @@ def test_number_goes_to_hubspot_as_text_and_to_salesforce_as_a_json_number() -> 
     assert isinstance(number.to_salesforce("1000"), int)
 
 
-@pytest.mark.parametrize("value", ["12abc", "1,23", "1.2.3", "$", "NaN", "Infinity", True,
-                                   "1 234"])
+@pytest.mark.parametrize("value", ["12abc", "1,23", "1.2.3", "$", "NaN", "Infinity", True, "1 234"])
 def test_garbage_number_raises_a_value_error_naming_the_value(value: Any) -> None:
-    with pytest.raises(ValueError, match="not a number|yes/no|finite"):
+    with pytest.raises(ValueError) as raised:
         number.normalize(value)
+    assert str(value) in str(raised.value)
 
 
 def test_every_transform_answers_none_for_a_blank() -> None:
@@ -149,14 +194,24 @@ def test_every_transform_answers_none_for_a_blank() -> None:
 
 # -- properties
 
-hostnames = st.lists(st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True),
-                     min_size=2, max_size=4).map(".".join)
-urls = st.tuples(st.sampled_from(["", "http://", "https://", "HTTPS://", "//"]),
-                 st.sampled_from(["", "www.", "WWW."]), hostnames,
-                 st.sampled_from(["", ":443", ":8080"]), st.sampled_from(["", "/", "/a/b?q=1#x"]),
-                 st.sampled_from(["", "."])).map(lambda p: p[0] + p[1] + p[2] + p[5] + p[3] + p[4])
-amounts = st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=2,
-                      allow_nan=False, allow_infinity=False)
+hostnames = st.lists(
+    st.from_regex(r"[a-z0-9]([a-z0-9-]{0,10}[a-z0-9])?", fullmatch=True), min_size=2, max_size=4
+).map(".".join)
+urls = st.tuples(
+    st.sampled_from(["", "http://", "https://", "HTTPS://", "//"]),
+    st.sampled_from(["", "www.", "WWW."]),
+    hostnames,
+    st.sampled_from(["", ":443", ":8080"]),
+    st.sampled_from(["", "/", "/a/b?q=1#x"]),
+    st.sampled_from(["", "."]),
+).map(lambda p: p[0] + p[1] + p[2] + p[5] + p[3] + p[4])
+amounts = st.decimals(
+    min_value=Decimal("-1e12"),
+    max_value=Decimal("1e12"),
+    places=2,
+    allow_nan=False,
+    allow_infinity=False,
+)
 dates = st.dates(min_value=date(1971, 1, 1), max_value=date(2999, 12, 31))
 
 
@@ -213,3 +268,18 @@ def test_date_either_raises_value_error_or_is_idempotent(value: str) -> None:
     except ValueError:
         return
     assert day.normalize(once) == once
+
+
+@given(
+    st.sampled_from(sorted(TRANSFORMS)),
+    st.one_of(st.text(), urls, amounts.map(str), dates.map(str)),
+)
+def test_every_transform_round_trips_through_both_wire_forms(name: str, value: str) -> None:
+    transform = TRANSFORMS[name]
+    try:
+        unified = transform.normalize(value)
+    except ValueError:
+        return  # date and number refuse garbage; the caller parks the record
+    assert transform.normalize(unified) == unified
+    assert transform.normalize(transform.to_hubspot(unified)) == unified
+    assert transform.normalize(transform.to_salesforce(unified)) == unified
