@@ -22,6 +22,7 @@ from syncd.connector import Connector
 from syncd.console import LogProgress, TerminalProgress, print_run, print_status
 from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
 from syncd.log import configure, redact
+from syncd.mapping import Mappings, load_mappings
 from syncd.model import utc
 from syncd.pipeline import RunOptions, run_once
 from syncd.store import Store
@@ -119,8 +120,9 @@ def run_command(
     if since is not None and full:
         raise UsageError("syncd run: give --since or --full, not both.")
     settings = settings_for(options)
+    mappings = load_mappings(settings.sync.mappings)
     store = Store(settings.store.path)
-    connectors = _connectors(settings)
+    connectors = _connectors(settings, mappings)
     console = Console(stderr=True)
     progress = TerminalProgress(console) if console.is_terminal else LogProgress()
     try:
@@ -132,6 +134,7 @@ def run_command(
                 lookback=timedelta(seconds=settings.sync.lookback_seconds),
                 budgets={"hubspot": settings.hubspot.daily_budget,
                          "salesforce": settings.salesforce.daily_budget},
+                mappings=mappings,
                 options=RunOptions(kind="dry-run" if dry_run else "once", since=since,
                                    full=full, dry_run=dry_run),
                 progress=progress,
@@ -161,12 +164,17 @@ def status(**options: Any) -> int:
     return EXIT_OK
 
 
-def _connectors(settings: Settings) -> dict[str, Connector]:
-    """Both connectors, found by name through their entry points."""
-    built: dict[str, Connector] = {}
-    for name in ("hubspot", "salesforce"):
-        built[name] = registry.load(registry.CONNECTORS, name)(settings)
-    return built
+def _connectors(settings: Settings, mappings: Mappings) -> dict[str, Connector]:
+    """Both connectors, found by name through their entry points, asked to read the fields the
+    mapping files name on top of their own."""
+    fields: dict[str, dict[str, list[str]]] = {"hubspot": {}, "salesforce": {}}
+    for mapping in mappings.all():
+        fields["hubspot"].setdefault(mapping.hubspot_object, []).extend(
+            mapping.hubspot_properties())
+        for sobject in mapping.salesforce_objects:
+            fields["salesforce"].setdefault(sobject, []).extend(mapping.salesforce_fields(sobject))
+    return {name: registry.load(registry.CONNECTORS, name)(settings, fields=fields[name])
+            for name in ("hubspot", "salesforce")}
 
 
 @cli.command()

@@ -8,7 +8,7 @@ at this edge; it never sees the store. The core finds a connector factory by nam
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -67,4 +67,9 @@ class Connector(Protocol):
 
 
 class ConnectorFactory(Protocol):
-    def __call__(self, settings: Settings) -> Connector: ...
+    """`fields`: per stream, the fields the mapping files need, requested on top of what the
+    connector itself reads."""
+
+    def __call__(
+        self, settings: Settings, *, fields: Mapping[str, Sequence[str]] | None = None
+    ) -> Connector: ...

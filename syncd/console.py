@@ -93,8 +93,6 @@ def print_run(console: Console, report: RunReport) -> None:
         table.add_row(s.system, s.stream, f"{s.pages:,}", f"{s.rows:,}", f"{s.changed:,}",
                       f"{s.calls:,}", f"{s.took:.1f}s")
     console.print(table)
-    if report.error:
-        console.print(f"[bold]Stopped:[/bold] {report.error}")
 
 
 def print_status(console: Console, store: Store) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from syncd.connector import Connector, Window
 from syncd.errors import (
     EXIT_OK,
+    EXIT_REJECTED,
     EXIT_STOPPED,
     AuthError,
     BudgetError,
@@ -25,10 +26,15 @@ from syncd.errors import (
     SyncdError,
 )
 from syncd.log import event
+from syncd.mapping import Mappings
 from syncd.model import Page, Usage
-from syncd.store import Store
+from syncd.plan import Planner
+from syncd.push import PushReport, push
+from syncd.reconcile import KindReport, Reconciler
+from syncd.store import Store, iso
 
 log = logging.getLogger("syncd.pipeline")
+RECONCILED_THROUGH = "reconciled_through_run"
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,10 @@ class RunReport:
     error: str | None = None
     streams: list[StreamReport] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
+    reconciled: list[KindReport] = field(default_factory=list)
+    planned: dict[str, int] = field(default_factory=dict)
+    pushed: PushReport = field(default_factory=PushReport)
+    rejected: int = 0
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
@@ -67,6 +77,12 @@ class RunReport:
             "pages": sum(s.pages for s in self.streams),
         }
         summary.update({f"calls_{u.system}": u.calls for u in self.usage})
+        if self.reconciled or self.planned:
+            summary["entities_changed"] = sum(k.changed for k in self.reconciled)
+            summary["planned"] = sum(self.planned.values())
+            summary["pushed"] = sum(self.pushed.applied.values())
+            summary["created"] = sum(self.pushed.created.values())
+            summary["rejected"] = self.rejected
         return summary
 
 
@@ -85,35 +101,47 @@ def run_once(
     clock: Callable[[], datetime],
     lookback: timedelta,
     budgets: Mapping[str, float],
+    mappings: Mappings | None = None,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
     timer: Callable[[], float] = time.perf_counter,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> RunReport:
-    """One pass: pull every stream of every connector. Never raises a SyncdError: the report
-    says how the pass ended (`status`, `exit_code`, `error`).
+    """One pass: pull every stream of every connector, then (given mappings) reconcile, plan
+    and push. Never raises a SyncdError: the report says how the pass ended (`status`,
+    `exit_code`, `error`).
 
-    `should_stop` is asked after every stored page: once it says yes (SIGTERM in the daemon), the
-    pass ends there with status `interrupted`, its cursors kept.
+    `should_stop` is asked after every stored page and pushed chunk: once it says yes (SIGTERM
+    in the daemon), the pass ends there with status `interrupted`, its cursors and outbox kept.
     """
     started_at = clock()
     run = store.begin_run(started_at, options.kind, _options_summary(options))
     report = RunReport(run=run, started_at=started_at)
-    if options.full:
-        store.reset_cursors()
-    window = Window(run_start=started_at, lookback=lookback, since=options.since,
-                    full=options.full)
+    checks = {name: _Budget(store, name, budgets.get(name, 1.0), started_at) for name in connectors}
+
+    def checkpoint() -> None:
+        for name, connector in connectors.items():
+            checks[name].check(connector.usage())
+        if should_stop():
+            raise _Interrupted
+
     try:
-        for system, connector in connectors.items():
-            budget = _Budget(store, system, budgets.get(system, 1.0), started_at)
-            for stream in connector.streams():
-                if should_stop():
-                    raise _Interrupted
-                report.streams.append(
-                    _pull_stream(store, run, connector, stream.name, window, budget, progress,
-                                 timer, should_stop)
-                )
-        report.status = "ok"
+        _pull(
+            store,
+            connectors,
+            run,
+            options,
+            lookback,
+            started_at,
+            report,
+            checkpoint,
+            progress,
+            timer,
+        )
+        if mappings is not None:
+            _sync(store, connectors, mappings, run, options, report, checkpoint)
+        report.status = "rejected" if report.rejected else "ok"
+        report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
     except _Interrupted:
         report.status, report.exit_code = "interrupted", EXIT_OK
     except (BudgetError, AuthError, ConnectorError) as exc:
@@ -127,11 +155,75 @@ def run_once(
             store.record_usage(run, usage)
         if report.status == "running":  # an exception that is not ours is on its way out
             report.status, report.exit_code, report.error = "failed", EXIT_STOPPED, "crashed"
-        store.finish_run(run, clock(), report.status, report.exit_code, report.summary(),
-                         report.error)
-        event(log, "run", run=run, status=report.status, exit=report.exit_code,
-              **report.summary())
+        store.finish_run(
+            run, clock(), report.status, report.exit_code, report.summary(), report.error
+        )
+        event(log, "run", run=run, status=report.status, exit=report.exit_code, **report.summary())
     return report
+
+
+def _pull(
+    store: Store,
+    connectors: Mapping[str, Connector],
+    run: int,
+    options: RunOptions,
+    lookback: timedelta,
+    started_at: datetime,
+    report: RunReport,
+    checkpoint: Callable[[], None],
+    progress: Progress | None,
+    timer: Callable[[], float],
+) -> None:
+    if options.full:
+        store.reset_cursors()
+    window = Window(run_start=started_at, lookback=lookback, since=options.since, full=options.full)
+    for connector in connectors.values():
+        for stream in connector.streams():
+            checkpoint()
+            report.streams.append(
+                _pull_stream(
+                    store, run, connector, stream.name, window, progress, timer, checkpoint
+                )
+            )
+
+
+def _sync(
+    store: Store,
+    connectors: Mapping[str, Connector],
+    mappings: Mappings,
+    run: int,
+    options: RunOptions,
+    report: RunReport,
+    checkpoint: Callable[[], None],
+) -> None:
+    """Reconcile what changed since the last complete pass, plan, and push (not on a dry run).
+
+    People and accounts go first, so that the deals planned next can be associated with the
+    HubSpot records just created for them. The reconcile watermark moves only once everything
+    is planned, so a pass stopped in between reconciles the same changes again next time.
+    """
+    unified = store.unified
+    after = int(unified.get_state(RECONCILED_THROUGH) or 0)
+    at = iso(report.started_at)
+    reconciler = Reconciler(store, mappings, run, at)
+    report.reconciled = reconciler.reconcile(after)
+    planner = Planner(store, mappings, run, at)
+    for kind in ("account", "person"):
+        report.planned[kind] = planner.plan(kind, reconciler.dirty.get(kind, set()))
+    checkpoint()
+    if not options.dry_run:
+        report.pushed.add(
+            push(store, connectors, ("account", "person"), run, after_chunk=checkpoint)
+        )
+    touched = reconciler.dirty.get("opportunity", set()) | unified.opportunities_of(
+        reconciler.dirty.get("person", set()), reconciler.dirty.get("account", set())
+    )
+    report.planned["opportunity"] = planner.plan("opportunity", touched)
+    if not options.dry_run:
+        report.pushed.add(push(store, connectors, ("opportunity",), run, after_chunk=checkpoint))
+    with store.transaction():
+        unified.set_state(RECONCILED_THROUGH, str(run))
+    report.rejected = sum(report.pushed.rejected.values())
 
 
 def _pull_stream(
@@ -140,10 +232,9 @@ def _pull_stream(
     connector: Connector,
     stream: str,
     window: Window,
-    budget: _Budget,
     progress: Progress | None,
     timer: Callable[[], float],
-    should_stop: Callable[[], bool],
+    checkpoint: Callable[[], None],
 ) -> StreamReport:
     system = connector.system
     report = StreamReport(system, stream)
@@ -156,16 +247,33 @@ def _pull_stream(
         report.calls += page.calls
         if progress is not None:
             progress.page(system, stream, page, report.rows)
-        event(log, "page", logging.DEBUG, run=run, system=system, stream=stream,
-              rows=len(page.records), calls=page.calls, watermark=page.watermark)
-        budget.check(connector.usage())
-        if should_stop():
-            raise _Interrupted
+        event(
+            log,
+            "page",
+            logging.DEBUG,
+            run=run,
+            system=system,
+            stream=stream,
+            rows=len(page.records),
+            calls=page.calls,
+            watermark=page.watermark,
+        )
+        checkpoint()
     report.took = round(timer() - began, 3)
     if progress is not None:
         progress.stream_done(report)
-    event(log, "pull", run=run, system=system, stream=stream, pages=report.pages,
-          rows=report.rows, changed=report.changed, calls=report.calls, took=f"{report.took}s")
+    event(
+        log,
+        "pull",
+        run=run,
+        system=system,
+        stream=stream,
+        pages=report.pages,
+        rows=report.rows,
+        changed=report.changed,
+        calls=report.calls,
+        took=f"{report.took}s",
+    )
     return report
 
 
@@ -199,5 +307,8 @@ class _Budget:
 
 
 def _options_summary(options: RunOptions) -> dict[str, Any]:
-    return {"since": options.since.isoformat() if options.since else None,
-            "full": options.full, "dry_run": options.dry_run}
+    return {
+        "since": options.since.isoformat() if options.since else None,
+        "full": options.full,
+        "dry_run": options.dry_run,
+    }

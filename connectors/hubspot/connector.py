@@ -98,7 +98,9 @@ class HubSpotConnector:
                  monotonic: Callable[[], float] = time.monotonic,
                  sweep_every: timedelta = ARCHIVE_SWEEP_EVERY) -> None:
         self.transport = transport
-        self._fields = {name: tuple((fields or {}).get(name, DEFAULT_FIELDS[name]))
+        # The mapping files' properties come on top of what the connector itself needs.
+        self._fields = {name: tuple(dict.fromkeys([*DEFAULT_FIELDS[name],
+                                                   *(fields or {}).get(name, ())]))
                         for name in CRM_OBJECTS}
         self._monotonic = monotonic
         self._sweep_every = sweep_every

@@ -756,10 +756,11 @@ class SalesforceConnector:
 
 
 def _requested_fields(overrides: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ...]]:
-    """Per stream, the fields to request: the overrides or defaults, plus what reading needs."""
+    """Per stream, the fields to request: the defaults and the mapping files' fields (on top),
+    plus what reading needs."""
     out = {}
     for stream, defaults in DEFAULT_FIELDS.items():
-        chosen = list(overrides[stream]) if overrides and stream in overrides else list(defaults)
+        chosen = [*defaults, *(overrides or {}).get(stream, ())]
         needed = ["Id", "SystemModstamp"]
         if stream != "OpportunityStage":
             needed.append("IsDeleted")

@@ -230,15 +230,15 @@ class Store:
         return row
 
     def changed_records(
-        self, objects: Iterable[tuple[str, str]], after_run: int
+        self, objects: Iterable[tuple[str, str]], after_run: int, *, oldest_first: bool = False
     ) -> Iterator[dict[str, Any]]:
-        """Source records of these (system, object)s changed by passes after `after_run`, in
-        (system, object, id) order, streamed."""
+        """Source records of these (system, object)s changed by passes after `after_run`,
+        streamed in id order, or oldest created first."""
         for system, object_name in objects:
             cursor = self.db.conn.execute(
                 "SELECT system, object, id, updated_at, deleted, merged_into, data, pulled_run"
                 " FROM source_record WHERE system = ? AND object = ? AND pulled_run > ?"
-                " ORDER BY id",
+                f" ORDER BY {_OLDEST_FIRST if oldest_first else 'id'}",
                 (system, object_name, after_run),
             )
             for row in cursor:
@@ -319,6 +319,12 @@ class Store:
                 "GROUP BY system) last USING (system, run) ORDER BY system"
             )
         )
+
+
+# The record's creation time in either CRM's words, so "the oldest wins" sorts in SQLite.
+_OLDEST_FIRST = (
+    "coalesce(json_extract(data, '$.CreatedDate'), json_extract(data, '$.createdate'), '9999'), id"
+)
 
 
 def _source_row(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from syncd.store.codec import dumps, loads_exact
 from syncd.store.unified import SourceKey, _chunks
 
 _COLUMNS = (
@@ -131,7 +132,7 @@ class OutboxStore:
                 row.record_id,
                 row.key_field,
                 row.key,
-                json.dumps(row.fields, ensure_ascii=False, sort_keys=True),
+                dumps(row.fields),
                 json.dumps(row.origins),
                 json.dumps(row.associations),
                 row.status,
@@ -224,7 +225,7 @@ class OutboxStore:
                 [part for key in chunk for part in key],
             ):
                 found.setdefault((system, object_, record_id), {})[field_] = (
-                    json.loads(value),
+                    loads_exact(value),
                     origin,
                 )
         return found
@@ -237,7 +238,7 @@ class OutboxStore:
             " DO UPDATE SET value = excluded.value, origin_at = excluded.origin_at,"
             " run = excluded.run",
             [
-                (k[0], k[1], k[2], f, json.dumps(v, ensure_ascii=False), o, run)
+                (k[0], k[1], k[2], f, dumps(v), o, run)
                 for k, f, v, o in rows
             ],
         )

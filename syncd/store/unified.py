@@ -3,12 +3,12 @@ trail and reported duplicates. Batched: every method takes or returns many rows 
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from syncd.store.codec import dumps, loads_exact
 
 SourceKey = tuple[str, str, str]  # system, object, record id
 _CHUNK = 500  # SQLite allows 32,766 parameters; stay far below with a few per row
@@ -60,19 +60,12 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return dumps(value)
 
 
 class UnifiedStore:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-
-    # ids ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def new_id(kind: str) -> str:
-        """A new syncd id: short, unique, and readable for what it is (`per_...`)."""
-        return f"{kind[:3]}_{uuid.uuid4().hex[:20]}"
 
     # links --------------------------------------------------------------------------------
 
@@ -127,6 +120,15 @@ class UnifiedStore:
             ],
         )
 
+    def hubspot_record(self, kind: str, entity_id: str) -> str | None:
+        """The id of the entity's live HubSpot record (the oldest where there are several)."""
+        row = self.conn.execute(
+            "SELECT record_id FROM link WHERE kind = ? AND entity_id = ? AND system = 'hubspot'"
+            " AND state = 'live' ORDER BY created_at, record_id LIMIT 1",
+            (kind, entity_id),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def move_links(self, kind: str, from_entity: str, to_entity: str) -> None:
         self.conn.execute(
             "UPDATE link SET entity_id = ? WHERE kind = ? AND entity_id = ?",
@@ -158,8 +160,8 @@ class UnifiedStore:
                     row[0],
                     row[1],
                     row[2],
-                    json.loads(row[3]),
-                    json.loads(row[4]),
+                    loads_exact(row[3]),
+                    loads_exact(row[4]),
                     row[5],
                     row[6],
                     row[7],
@@ -191,8 +193,8 @@ class UnifiedStore:
                     e.kind,
                     e.id,
                     e.match_key,
-                    json.dumps(e.fields, ensure_ascii=False, sort_keys=True),
-                    json.dumps(e.sides, ensure_ascii=False, sort_keys=True),
+                    dumps(e.fields),
+                    dumps(e.sides),
                     e.merged_into,
                     e.created_run,
                     e.updated_run,
@@ -247,6 +249,30 @@ class UnifiedStore:
         self.conn.executemany(
             "DELETE FROM opportunity_person WHERE source_id = ?", [(s,) for s in source_ids]
         )
+
+    def opportunities_of(self, people: Iterable[str], accounts: Iterable[str]) -> set[str]:
+        """Opportunities with a contact role held by these people or on these accounts."""
+        found: set[str] = set()
+        for chunk in _chunks(list(set(people))):
+            marks = ",".join("?" for _ in chunk)
+            found |= {
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT opportunity_id FROM opportunity_person WHERE person_id IN ({marks})",
+                    list(chunk),
+                )
+            }
+        for chunk in _chunks(list(set(accounts))):
+            marks = ",".join("?" for _ in chunk)
+            found |= {
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT id FROM entity WHERE kind = 'opportunity' AND merged_into IS NULL AND"
+                    f" json_extract(fields, '$._account_id') IN ({marks})",
+                    list(chunk),
+                )
+            }
+        return found
 
     def roles_of(self, opportunity_ids: Iterable[str]) -> dict[str, list[tuple[str, bool]]]:
         found: dict[str, list[tuple[str, bool]]] = {}

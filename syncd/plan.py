@@ -1,0 +1,257 @@
+"""Plan: what each CRM must be told so that it shows the unified values (ARCHITECTURE 1, 5).
+
+For each target record, the fields whose desired value differs from the value syncd last saw
+there *and* from the value it last wrote there become one outbox row. Creates go through
+upserts on an idempotency key (HubSpot `email` or `syncd_id`; Salesforce `Syncd_Id__c`), so a
+pass repeated after a crash never creates a record twice. Deleted records are tombstones:
+nothing is created again in their place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from syncd.identity import KindSpec, spec_for
+from syncd.mapping import EntityMapping, FieldMapping, Mappings
+from syncd.reconcile import Sides, Written, _same, _same_raw, choose_sides
+from syncd.rules import is_blank
+from syncd.store import Store
+from syncd.store.outbox import OutboxRow
+from syncd.store.unified import Entity
+from syncd.transforms import is_valid_email
+
+SYNCD_ID_PROPERTY = "syncd_id"
+HUBSPOT_OBJECT_OF = {"person": "contacts", "account": "companies", "opportunity": "deals"}
+
+
+@dataclass(frozen=True)
+class Context:
+    """What planning needs beyond one entity: HubSpot property types, and the ids that the
+    entity's associations point at on the HubSpot side."""
+
+    hubspot_types: Mapping[tuple[str, str], str]
+    hubspot_id_of: Callable[[str, str], str | None]  # (kind, entity id) -> HubSpot record id
+    deal_associations: Callable[[Entity], list[tuple[str, str]]]  # (kind, entity id) pairs
+
+
+def plan_entity(
+    mapping: EntityMapping, entity: Entity, sides: Sides, written: Written, context: Context
+) -> list[OutboxRow]:
+    """The outbox rows that bring both systems to this entity's unified values."""
+    rows = [
+        row
+        for system in ("hubspot", "salesforce")
+        if (row := _update(mapping, entity, sides, system, written, context))
+    ]
+    create = _hubspot_create(mapping, entity, sides, context)
+    if create is not None:
+        rows.append(create)
+    return rows
+
+
+def _update(
+    mapping: EntityMapping,
+    entity: Entity,
+    sides: Sides,
+    system: str,
+    written: Written,
+    context: Context,
+) -> OutboxRow | None:
+    record = sides.record(system)
+    if record is None:
+        return None
+    key = (record["system"], record["object"], record["id"])
+    last_written = written.get(key, {})
+    changes: dict[str, Any] = {}
+    origins: dict[str, str | None] = {}
+    for field_mapping in mapping.fields.values():
+        target = _target(field_mapping, system, record["object"])
+        if target is None:
+            continue
+        unified = entity.fields.get(field_mapping.name)
+        if is_blank(unified) and not _may_clear(field_mapping):
+            continue
+        desired = _wire(field_mapping, system, unified, record["object"], context)
+        current = record["data"].get(target)
+        if _equivalent(field_mapping, system, current, desired):
+            continue
+        wrote = last_written.get(target)
+        if wrote is not None and _same_raw(wrote[0], desired):
+            continue  # syncd wrote exactly this before: not fought over
+        changes[target] = desired
+        origins[target] = _origin(entity, field_mapping.name)
+    associations = _missing_associations(entity, record, context) if system == "hubspot" else []
+    if not changes and not associations:
+        return None
+    return OutboxRow(
+        system,
+        record["object"],
+        entity.kind,
+        entity.id,
+        "update",
+        changes,
+        record_id=record["id"],
+        origins=origins,
+        associations=associations,
+    )
+
+
+def _hubspot_create(
+    mapping: EntityMapping, entity: Entity, sides: Sides, context: Context
+) -> OutboxRow | None:
+    """Salesforce-only people, accounts and every opportunity are created in HubSpot, unless
+    a HubSpot record of theirs was deleted (a tombstone)."""
+    if sides.hubspot is not None or sides.salesforce is None or "hubspot" in sides.tombstones:
+        return None
+    obj = HUBSPOT_OBJECT_OF[entity.kind]
+    fields: dict[str, Any] = {SYNCD_ID_PROPERTY: entity.id}
+    origins: dict[str, str | None] = {}
+    for field_mapping in mapping.fields.values():
+        unified = entity.fields.get(field_mapping.name)
+        if field_mapping.hubspot and field_mapping.rule != "none" and not is_blank(unified):
+            fields[field_mapping.hubspot] = _wire(field_mapping, "hubspot", unified, obj, context)
+            origins[field_mapping.hubspot] = _origin(entity, field_mapping.name)
+    key_field, key = SYNCD_ID_PROPERTY, entity.id
+    if entity.kind == "person" and is_valid_email(fields.get("email")):
+        key_field, key = "email", str(fields["email"])
+    associations: list[list[Any]] = []
+    if entity.kind == "opportunity":
+        fields.setdefault("pipeline", "default")
+        associations = _wanted_associations(entity, context)
+    return OutboxRow(
+        "hubspot",
+        obj,
+        entity.kind,
+        entity.id,
+        "upsert",
+        fields,
+        key_field=key_field,
+        key=key,
+        origins=origins,
+        associations=associations,
+    )
+
+
+def _wanted_associations(entity: Entity, context: Context) -> list[list[Any]]:
+    wanted = []
+    for kind, other in context.deal_associations(entity):
+        hubspot_id = context.hubspot_id_of(kind, other)
+        if hubspot_id is not None:
+            wanted.append([HUBSPOT_OBJECT_OF[kind], hubspot_id, 0])
+    return wanted
+
+
+def _missing_associations(
+    entity: Entity, record: dict[str, Any], context: Context
+) -> list[list[Any]]:
+    if entity.kind != "opportunity":
+        return []
+    have = record["data"].get("associations") or {}
+    present = {(obj, str(item.get("id"))) for obj, items in have.items() for item in items or []}
+    return [a for a in _wanted_associations(entity, context) if (a[0], a[1]) not in present]
+
+
+def _target(field_mapping: FieldMapping, system: str, obj: str) -> str | None:
+    if system == "hubspot":
+        return field_mapping.hubspot if field_mapping.writes_hubspot else None
+    return field_mapping.salesforce.get(obj) if field_mapping.writes_salesforce else None
+
+
+def _may_clear(field_mapping: FieldMapping) -> bool:
+    """A blank may overwrite a value only when the rule says so."""
+    return field_mapping.blank == "clear" or field_mapping.rule.startswith("always-")
+
+
+def _wire(
+    field_mapping: FieldMapping, system: str, unified: Any, obj: str, context: Context
+) -> Any:
+    if is_blank(unified):
+        return "" if system == "hubspot" else None
+    if system == "hubspot":
+        kind = context.hubspot_types.get((obj, field_mapping.hubspot or ""), "string")
+        return field_mapping.hubspot_value(unified, kind)
+    return field_mapping.salesforce_value(unified)
+
+
+def _equivalent(field_mapping: FieldMapping, system: str, current: Any, desired: Any) -> bool:
+    """Whether the CRM already shows the desired value (compared in unified form)."""
+    if _same(current, desired):
+        return True
+    try:
+        if system == "hubspot":
+            return _same(field_mapping.from_hubspot(current), field_mapping.from_hubspot(desired))
+        return _same(field_mapping.from_salesforce(current), field_mapping.from_salesforce(desired))
+    except ValueError:
+        return False
+
+
+def _origin(entity: Entity, name: str) -> str | None:
+    """When the unified value of a field was decided: the winning side's change time."""
+    state = entity.sides.get(name) or {}
+    times = [
+        seen[1]
+        for seen in state.values()
+        if isinstance(seen, list) and len(seen) > 1 and _same(seen[0], entity.fields.get(name))
+    ]
+    return max((t for t in times if t), default=None)
+
+
+class Planner:
+    """Plans a pass's dirty entities into the outbox, kind by kind."""
+
+    def __init__(self, store: Store, mappings: Mappings, run: int, at: str) -> None:
+        self.store, self.mappings, self.run, self.at = store, mappings, run, at
+        self.context = Context(
+            hubspot_types=self._hubspot_types(),
+            hubspot_id_of=self._hubspot_id_of,
+            deal_associations=self._deal_associations,
+        )
+
+    def plan(self, kind: str, entity_ids: Iterable[str], batch: int = 2000) -> int:
+        """Replace the plan of these entities; the number of rows planned."""
+        mapping = getattr(self.mappings, kind)
+        spec = spec_for(mapping)
+        ids, planned = sorted(set(entity_ids)), 0
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            with self.store.transaction():
+                planned += self._plan_chunk(mapping, spec, chunk)
+        return planned
+
+    def _plan_chunk(self, mapping: EntityMapping, spec: KindSpec, chunk: list[str]) -> int:
+        unified = self.store.unified
+        links = unified.links_of(mapping.entity, chunk)
+        keys = [lk.key for found in links.values() for lk in found]
+        records = self.store.records(keys)
+        written = self.store.outbox.written(keys)
+        entities = unified.entities(mapping.entity, chunk)
+        rows: list[OutboxRow] = []
+        for entity_id in chunk:
+            entity = entities.get(entity_id)
+            if entity is None or entity.merged_into:
+                continue
+            sides = choose_sides(spec, links.get(entity_id, []), records)
+            rows += plan_entity(mapping, entity, sides, written, self.context)
+        return self.store.outbox.replace(mapping.entity, chunk, rows, self.run, self.at)
+
+    def _hubspot_types(self) -> dict[tuple[str, str], str]:
+        """HubSpot property types from the `properties` stream (`contacts.email` -> string)."""
+        types = {}
+        for row in self.store.source_records("hubspot", "properties"):
+            obj, _, name = row["id"].partition(".")
+            types[(obj, name)] = str(row["data"].get("type") or "string")
+        return types
+
+    def _hubspot_id_of(self, kind: str, entity_id: str) -> str | None:
+        return self.store.unified.hubspot_record(kind, entity_id)
+
+    def _deal_associations(self, entity: Entity) -> list[tuple[str, str]]:
+        wanted: list[tuple[str, str]] = []
+        account = entity.fields.get("_account_id")
+        if account:
+            wanted.append(("account", str(account)))
+        roles = self.store.unified.roles_of([entity.id]).get(entity.id, [])
+        wanted += [("person", person) for person, _ in roles]
+        return wanted

@@ -1,0 +1,127 @@
+"""Push: outbox rows to the CRMs, in the largest batches each API allows (ARCHITECTURE 1).
+
+Each result is recorded per record, in one transaction per chunk: applied rows leave the
+outbox and what they wrote is remembered (so the next pull knows syncd's own echo); a record
+created by an upsert is linked to its entity at once; refused rows stay as errors with the
+CRM's reason while their batch-mates land.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from syncd.connector import Connector
+from syncd.log import event
+from syncd.model import Change, PushResult
+from syncd.store import Store, iso
+from syncd.store.outbox import OutboxRow
+from syncd.store.unified import Link
+
+log = logging.getLogger("syncd.push")
+CHUNK = 1000  # changes handed to a connector at once: one transaction of results each
+
+
+@dataclass
+class PushReport:
+    applied: dict[tuple[str, str], int] = field(default_factory=dict)
+    created: dict[tuple[str, str], int] = field(default_factory=dict)
+    rejected: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def add(self, other: PushReport) -> None:
+        for mine, theirs in (
+            (self.applied, other.applied),
+            (self.created, other.created),
+            (self.rejected, other.rejected),
+        ):
+            for key, count in theirs.items():
+                mine[key] = mine.get(key, 0) + count
+
+
+def push(
+    store: Store,
+    connectors: Mapping[str, Connector],
+    kinds: Iterable[str],
+    run: int,
+    *,
+    after_chunk: Callable[[], None] = lambda: None,
+) -> PushReport:
+    """Send every pending outbox row of these kinds; record each result."""
+    report = PushReport()
+    rows = store.outbox.pending(kinds)
+    for system, connector in connectors.items():
+        mine = [row for row in rows if row.system == system]
+        for start in range(0, len(mine), CHUNK):
+            chunk = mine[start : start + CHUNK]
+            results = connector.push([_change(row) for row in chunk])
+            with store.transaction():
+                _record(store, chunk, results, run, report)
+            after_chunk()
+    for (system, obj), count in sorted(report.applied.items()):
+        event(
+            log,
+            "push",
+            run=run,
+            system=system,
+            object=obj,
+            applied=count,
+            created=report.created.get((system, obj), 0),
+            rejected=report.rejected.get((system, obj), 0),
+        )
+    for (system, obj), count in sorted(report.rejected.items()):
+        if (system, obj) not in report.applied:
+            event(log, "push", run=run, system=system, object=obj, applied=0, rejected=count)
+    return report
+
+
+def _change(row: OutboxRow) -> Change:
+    return Change(
+        system=row.system,
+        object=row.object,
+        ref=str(row.id),
+        operation="update" if row.operation == "update" else "upsert",
+        fields=row.fields,
+        id=row.record_id,
+        key_field=row.key_field,
+        key=row.key,
+        associations=[(str(a[0]), str(a[1]), int(a[2])) for a in row.associations],
+    )
+
+
+def _record(
+    store: Store, rows: list[OutboxRow], results: list[PushResult], run: int, report: PushReport
+) -> None:
+    at = iso(datetime.now(UTC))
+    by_ref = {result.ref: result for result in results}
+    done, failed, remembered, links = [], [], [], []
+    for row in rows:
+        result = by_ref.get(str(row.id))
+        where = (row.system, row.object)
+        if result is None or not result.ok:
+            code = result.error_code if result else "NO_RESULT"
+            message = result.message if result else "the connector gave no result for it"
+            failed.append((int(row.id or 0), code or "REJECTED", message))
+            report.rejected[where] = report.rejected.get(where, 0) + 1
+            continue
+        done.append(int(row.id or 0))
+        report.applied[where] = report.applied.get(where, 0) + 1
+        record_id = result.id or row.record_id
+        if record_id is None:
+            continue
+        target = (row.system, row.object, record_id)
+        remembered += [
+            (target, name, value, row.origins.get(name)) for name, value in row.fields.items()
+        ]
+        if row.operation != "update":
+            links.append(
+                Link(row.system, row.object, record_id, row.kind, row.entity_id, created_at=at)
+            )
+            if result.created:
+                report.created[where] = report.created.get(where, 0) + 1
+    store.outbox.done(done)
+    store.outbox.park(failed, at)
+    store.outbox.remember(remembered, run)
+    known = store.unified.links(link.key for link in links)
+    store.unified.save_links([lk for lk in links if lk.key not in known], run)
