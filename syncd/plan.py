@@ -78,8 +78,11 @@ def _update(
         if _equivalent(field_mapping, system, current, desired):
             continue
         wrote = last_written.get(target)
-        if wrote is not None and _same_raw(wrote[0], desired):
-            continue  # syncd wrote exactly this before: not fought over
+        if wrote is not None and wrote[2] > record["pulled_run"] and _same_raw(wrote[0], desired):
+            # syncd wrote exactly this after the record was last seen changing: the CRM took
+            # the write without changing the record (HubSpot ignores a backward lifecycle
+            # stage, for one), so writing it again would change nothing either.
+            continue
         changes[target] = desired
         origins[target] = _origin(entity, field_mapping.name)
     associations = _missing_associations(entity, record, context) if system == "hubspot" else []

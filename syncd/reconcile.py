@@ -20,7 +20,7 @@ from syncd.rules import Decision, Observed, decide, is_blank
 from syncd.store import Store, iso, parse_iso
 from syncd.store.unified import AuditRow, Entity, Link, SourceKey, UnifiedStore
 
-Written = Mapping[SourceKey, Mapping[str, tuple[Any, str | None]]]
+Written = Mapping[SourceKey, Mapping[str, tuple[Any, str | None, int]]]
 
 
 @dataclass
@@ -159,7 +159,7 @@ def _changed_at(
     name: str,
     value: Any,
     before: list[Any] | None,
-    written: Mapping[str, tuple[Any, str | None]],
+    written: Mapping[str, tuple[Any, str | None, int]],
 ) -> datetime:
     """When this system last changed this field: kept while the value stays; a value syncd
     wrote there (its echo) carries the time of the change it copied."""

@@ -214,20 +214,19 @@ class OutboxStore:
 
     def written(
         self, keys: Iterable[SourceKey]
-    ) -> dict[SourceKey, dict[str, tuple[Any, str | None]]]:
-        """For each target record, field -> (value syncd last wrote, when it was decided)."""
-        found: dict[SourceKey, dict[str, tuple[Any, str | None]]] = {}
+    ) -> dict[SourceKey, dict[str, tuple[Any, str | None, int]]]:
+        """For each target record, field -> (value syncd last wrote, when that value was
+        decided, the pass that wrote it)."""
+        found: dict[SourceKey, dict[str, tuple[Any, str | None, int]]] = {}
         for chunk in _chunks(list(set(keys))):
             marks = ",".join("(?,?,?)" for _ in chunk)
-            for system, object_, record_id, field_, value, origin in self.conn.execute(
-                "SELECT system, object, record_id, field, value, origin_at FROM written"
+            for system, object_, record_id, field_, value, origin, run in self.conn.execute(
+                "SELECT system, object, record_id, field, value, origin_at, run FROM written"
                 f" WHERE (system, object, record_id) IN (VALUES {marks})",
                 [part for key in chunk for part in key],
             ):
                 found.setdefault((system, object_, record_id), {})[field_] = (
-                    loads_exact(value),
-                    origin,
-                )
+                    loads_exact(value), origin, int(run))
         return found
 
     def remember(self, rows: Iterable[tuple[SourceKey, str, Any, str | None]], run: int) -> None:
