@@ -7,7 +7,8 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +20,19 @@ from rich.table import Table
 from syncd import registry
 from syncd.config import Settings, config_path, load_settings
 from syncd.connector import Connector
-from syncd.console import LogProgress, TerminalProgress, print_run, print_status
+from syncd.console import (
+    LogProgress,
+    TerminalProgress,
+    errors_csv,
+    print_errors,
+    print_plan,
+    print_run,
+    print_status,
+)
 from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
 from syncd.log import configure, redact
-from syncd.mapping import Mappings, load_mappings
-from syncd.model import utc
+from syncd.mapping import Mappings, check_online, load_mappings, missing_custom_fields
+from syncd.model import FieldInfo, utc
 from syncd.pipeline import RunOptions, run_once
 from syncd.store import Store
 
@@ -74,16 +83,111 @@ def cli() -> None:
 
 
 @cli.command()
+@click.option("--online", is_flag=True,
+              help="Also compare the mappings with the live schemas of both CRMs.")
+@click.option("--fix", is_flag=True,
+              help="With --online: create the missing HubSpot syncd_* properties.")
 @common_options
-def check(**options: Any) -> int:
-    """Validate the config file (every problem at once); exit 2 if anything is wrong."""
-    settings = settings_for(options)
-    click.echo(
-        f"{settings.source}: OK. hubspot {settings.hubspot.base_url}; salesforce "
-        f"{settings.salesforce.instance_url} (auth {settings.salesforce.auth}); "
-        f"store {settings.store.path}."
-    )
+def check(online: bool, fix: bool, **options: Any) -> int:
+    """Validate the config and the mapping files (every problem at once; exit 2 if any);
+    --online also against HubSpot's properties and Salesforce's describe."""
+    if fix and not online:
+        raise UsageError("syncd check: --fix needs --online.")
+    settings = settings_for(options, require_credentials=online)
+    mappings = load_mappings(settings.sync.mappings)
+    folder = settings.sync.mappings or "the installed defaults"
+    click.echo(f"{settings.source}: OK. Mappings ({folder}): OK.")
+    if not online:
+        return EXIT_OK
+    return _check_online(settings, mappings, fix)
+
+
+def _check_online(settings: Settings, mappings: Mappings, fix: bool) -> int:
+    connectors = _connectors(settings, mappings)
+    try:
+        schemas = {
+            "hubspot": {m.hubspot_object: connectors["hubspot"].describe(m.hubspot_object)
+                        for m in mappings.all()},
+            "salesforce": {obj: connectors["salesforce"].describe(obj)
+                           for obj in {o for m in mappings.all() for o in m.salesforce_objects}
+                           | {"Campaign"}},
+        }
+        missing = missing_custom_fields(mappings, schemas["hubspot"], schemas["salesforce"])
+        if fix:
+            for custom in [c for c in missing if c.system == "hubspot"]:
+                connectors["hubspot"].create_field(
+                    custom.object, FieldInfo(custom.name, custom.type, label=custom.label,
+                                             unique=custom.unique), custom.purpose)
+                click.echo(f"Created HubSpot property {custom.object}.{custom.name}.")
+                schemas["hubspot"][custom.object] = connectors["hubspot"].describe(custom.object)
+        problems = check_online(mappings, schemas["hubspot"], schemas["salesforce"])
+    finally:
+        for connector in connectors.values():
+            connector.close()
+    for line in problems:
+        click.echo(line, err=True)
+    if problems:
+        if any(c.system == "hubspot" for c in missing) and not fix:
+            click.echo("Run `syncd check --online --fix` to create the missing HubSpot "
+                       "properties.", err=True)
+        return EXIT_USAGE
+    click.echo("Online: the mappings match both CRMs' schemas.")
     return EXIT_OK
+
+
+@cli.command()
+@common_options
+def plan(**options: Any) -> int:
+    """What a pass would write to each system, field by field (old -> new, rule): a pass
+    with --dry-run, then the plan it left."""
+    code = _pass(options, since=None, full=False, dry_run=True)
+    settings = settings_for(options)
+    store = Store(settings.store.path)
+    try:
+        print_plan(Console(), store, load_mappings(settings.sync.mappings))
+    finally:
+        store.close()
+    return code
+
+
+@cli.command()
+@click.argument("action", type=click.Choice(["list", "retry", "export"]), default="list")
+@click.option("--id", "ids", type=int, multiple=True,
+              help="retry: only this error (repeatable); default all.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="export: CSV file to write (default: standard output).")
+@common_options
+def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) -> int:
+    """Records a CRM refused, with its reason. `list` (the default) shows them; `retry`
+    queues them again once the cause is fixed and runs a pass; `export` writes them as CSV."""
+    settings = settings_for(options, require_credentials=action == "retry")
+    with _existing_store(settings) as store:
+        if action == "list":
+            print_errors(Console(), store.outbox.rows("error"))
+            return EXIT_OK
+        if action == "export":
+            text = errors_csv(store.outbox.rows("error"))
+            if out is None:
+                click.echo(text, nl=False)
+            else:
+                _write_atomically(out, text)
+                click.echo(f"Wrote {out}.")
+            return EXIT_OK
+        with store.transaction():
+            count = store.outbox.retry(list(ids) if ids else None)
+    click.echo(f"{count} refused record(s) queued again; running a pass.")
+    return _pass(options, since=None, full=False, dry_run=False)
+
+
+@contextmanager
+def _existing_store(settings: Settings) -> Iterator[Store]:
+    if not settings.store.path.exists():
+        raise UsageError(f"No store at {settings.store.path} yet: run `syncd run --once` first.")
+    store = Store(settings.store.path)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 class IsoInstant(click.ParamType):  # type: ignore[type-arg]
@@ -111,7 +215,7 @@ class IsoInstant(click.ParamType):  # type: ignore[type-arg]
 def run_command(
     once: bool, since: datetime | None, full: bool, dry_run: bool, **options: Any
 ) -> int:
-    """Run a pass: pull both CRMs from their cursors into the store."""
+    """Run a pass: pull both CRMs from their cursors, reconcile, and write back what changed."""
     if not once:
         raise UsageError(
             "syncd run without --once is the daemon, which this build does not include yet; "
@@ -119,6 +223,12 @@ def run_command(
         )
     if since is not None and full:
         raise UsageError("syncd run: give --since or --full, not both.")
+    return _pass(options, since=since, full=full, dry_run=dry_run)
+
+
+def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool,
+          dry_run: bool) -> int:
+    """One pass as `run --once` makes it; prints its table; its exit code."""
     settings = settings_for(options)
     mappings = load_mappings(settings.sync.mappings)
     store = Store(settings.store.path)

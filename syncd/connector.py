@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from syncd.model import Change, ObjectSchema, Page, PushResult, Stream, Usage
+from syncd.model import Change, FieldInfo, ObjectSchema, Page, PushResult, Stream, Usage
 
 if TYPE_CHECKING:
     from syncd.config import Settings
@@ -50,6 +50,11 @@ class Connector(Protocol):
         Each page carries the cursor to keep once it is stored; the last page's cursor is where
         the next run starts. A cursor never moves backwards.
         """
+        ...
+
+    def create_field(self, object_name: str, field: FieldInfo, description: str) -> None:
+        """Create one of syncd's own custom fields (`syncd check --online --fix`); raises a
+        ConnectorError naming the manual step where the CRM's admin must do it."""
         ...
 
     def push(self, changes: Sequence[Change]) -> list[PushResult]:

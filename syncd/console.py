@@ -6,10 +6,12 @@ it logs a progress line at most every `every` seconds per stream, so logs stay r
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -17,9 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from syncd.log import event
+from syncd.mapping import Mappings
 from syncd.model import Page
 from syncd.pipeline import RunReport, StreamReport
 from syncd.store import Store
+from syncd.store.outbox import OutboxRow
 
 log = logging.getLogger("syncd.progress")
 
@@ -128,6 +132,61 @@ def _cell(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, str) and value.startswith("{"):
-        parsed = json.loads(value)
-        return " ".join(f"{k}={v}" for k, v in parsed.items())
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(parsed, dict):
+            return " ".join(f"{k}={v}" for k, v in parsed.items())
     return str(value)
+
+
+def print_plan(console: Console, store: Store, mappings: Mappings) -> None:
+    """Every pending write, field by field: the record, the field, old -> new and the rule."""
+    rules = {(m.hubspot_object, f.hubspot): f"{m.entity}.{f.name}: {f.rule}"
+             for m in mappings.all() for f in m.fields.values() if f.hubspot}
+    rules |= {(obj, name): f"{m.entity}.{f.name}: {f.rule}"
+              for m in mappings.all() for f in m.fields.values()
+              for obj, name in f.salesforce.items()}
+    rows = store.outbox.rows("pending")
+    current = store.records((r.system, r.object, r.record_id) for r in rows if r.record_id)
+    table = Table(title=f"Plan: {len(rows):,} record(s) to write")
+    for column in ("system", "record", "field", "old", "new", "rule"):
+        table.add_column(column)
+    for row in rows:
+        target = (f"{row.object} {row.record_id}" if row.record_id
+                  else f"{row.object} (create, {row.key_field}={row.key})")
+        record = current.get((row.system, row.object, row.record_id or ""))
+        for name, value in row.fields.items():
+            old = record["data"].get(name) if record else None
+            table.add_row(row.system, target, name, _cell(old), _cell(value),
+                          rules.get((row.object, name), "syncd"))
+        for to_object, to_id, _ in row.associations:
+            table.add_row(row.system, target, f"association -> {to_object}", "", str(to_id),
+                          "opportunity roles and account")
+    console.print(table)
+
+
+def print_errors(console: Console, rows: Sequence[OutboxRow]) -> None:
+    table = Table(title=f"{len(rows):,} record(s) refused")
+    for column in ("id", "system", "record", "code", "reason", "tries"):
+        table.add_column(column)
+    for row in rows:
+        target = row.record_id or f"{row.key_field}={row.key}"
+        table.add_row(str(row.id), row.system, f"{row.object} {target}", row.error_code or "",
+                      row.message or "", str(row.attempts))
+    console.print(table)
+    if rows:
+        console.print("Fix the cause in the CRM (or the mapping), then `syncd errors retry`.")
+
+
+def errors_csv(rows: Sequence[OutboxRow]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "system", "object", "record_id", "key_field", "key", "entity",
+                     "error_code", "message", "attempts", "fields"])
+    for row in rows:
+        writer.writerow([row.id, row.system, row.object, row.record_id or "", row.key_field or "",
+                         row.key or "", row.entity_id, row.error_code or "", row.message or "",
+                         row.attempts, json.dumps(row.fields, ensure_ascii=False, default=str)])
+    return out.getvalue()

@@ -193,6 +193,17 @@ class HubSpotConnector:
             self._definitions(object_name)
         return self._schemas[object_name]
 
+    def create_field(self, object_name: str, field: FieldInfo, description: str) -> None:
+        """A custom property (`POST /crm/v3/properties/{objectType}`), in syncd's own group."""
+        body = {"name": field.name, "label": field.label or field.name, "type": field.type,
+                "fieldType": "number" if field.type == "number" else "text",
+                "groupName": "contactinformation" if object_name == "contacts"
+                else "companyinformation" if object_name == "companies" else "dealinformation",
+                "description": description, "hasUniqueValue": field.unique}
+        self.transport.send(Call("POST", f"/crm/v3/properties/{object_name}", object_name),
+                            self.transport.properties.create_with_http_info, object_name, body)
+        self._schemas.pop(object_name, None)
+
     def push(self, changes: Sequence[Change]) -> list[PushResult]:
         return self._writer.push(changes)
 

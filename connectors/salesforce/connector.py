@@ -356,6 +356,14 @@ class SalesforceConnector:
               calls=self._ledger.calls - calls_before,
               took=f"{self._monotonic() - started:.1f}s")
 
+    def create_field(self, object_name: str, field: FieldInfo, description: str) -> None:
+        """Custom fields are an admin's job in Salesforce (Setup, Object Manager): syncd does
+        not deploy metadata."""
+        raise ConnectorError(
+            f"Salesforce field {object_name}.{field.name} must be created by an admin: Setup > "
+            f"Object Manager > {object_name} > Fields & Relationships > New ({description}).",
+            system=SYSTEM, object_name=object_name)
+
     def push(self, changes: Sequence[Change]) -> list[PushResult]:
         results: list[PushResult | None] = [None] * len(changes)
         groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)

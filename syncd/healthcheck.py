@@ -1,0 +1,75 @@
+"""`python -m syncd.healthcheck`: the container's HEALTHCHECK. Exit 0 when the daemon's
+`/healthz` answers 200, 1 otherwise (503, refused, timed out), with one line saying why.
+
+Docker runs it every interval inside the container, so it imports only the standard library
+(no pydantic, no client libraries) and starts in a few tens of milliseconds. The port comes
+from `SYNCD_SERVER__PORT`, else `[server] port` in the config named by `SYNCD_CONFIG` (default
+`./config.toml`), else 9464; a `${VAR}` reference in the file is resolved from the environment.
+The daemon binds 0.0.0.0, so 127.0.0.1 reaches it from inside the container.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+DEFAULT_PORT = 9464
+TIMEOUT = 5.0
+
+
+def port(environ: Mapping[str, str]) -> int:
+    """The daemon's port, looked up as the daemon's own config loader would find it."""
+    text = environ.get("SYNCD_SERVER__PORT") or _config_port(environ)
+    if text is None or text == "":
+        return DEFAULT_PORT
+    return int(text)
+
+
+def _config_port(environ: Mapping[str, str]) -> str | None:
+    path = Path(environ.get("SYNCD_CONFIG", "config.toml"))
+    try:
+        with path.open("rb") as file:
+            value = tomllib.load(file).get("server", {}).get("port")
+    except (OSError, tomllib.TOMLDecodeError):
+        return None
+    if isinstance(value, str):
+        return re.sub(r"\$\{(\w+)\}", lambda found: environ.get(found.group(1), ""), value)
+    return None if value is None else str(value)
+
+
+def check(url: str, timeout: float = TIMEOUT) -> tuple[bool, str]:
+    """(healthy, the line to print) for one GET of `url`."""
+    # No proxy: an HTTP(S)_PROXY set for the CRMs must not carry a loopback probe away.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as answer:
+            status, body = answer.status, answer.read(500).decode(errors="replace")
+            return True, f"{url}: {status} {body}"
+    except urllib.error.HTTPError as exc:
+        body = exc.read(500).decode(errors="replace")
+        return False, f"{url}: {exc.code} {body}"
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return False, f"{url}: no answer ({reason})"
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    try:
+        url = f"http://127.0.0.1:{port(environ)}/healthz"
+    except ValueError as exc:
+        print(f"syncd healthcheck: the port is not a number ({exc})", file=sys.stderr)
+        return 1
+    healthy, line = check(url)
+    print(" ".join(line.split()), file=sys.stdout if healthy else sys.stderr)
+    return 0 if healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
