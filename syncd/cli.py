@@ -29,7 +29,9 @@ from syncd.console import (
     print_run,
     print_status,
 )
+from syncd.daemon import serve
 from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
+from syncd.lock import StoreLock
 from syncd.log import configure, redact
 from syncd.mapping import Mappings, check_online, load_mappings, missing_custom_fields
 from syncd.model import FieldInfo, utc
@@ -217,10 +219,12 @@ def run_command(
 ) -> int:
     """Run a pass: pull both CRMs from their cursors, reconcile, and write back what changed."""
     if not once:
-        raise UsageError(
-            "syncd run without --once is the daemon, which this build does not include yet; "
-            "run `syncd run --once` (from cron, for example)."
-        )
+        if since is not None or full or dry_run:
+            raise UsageError("syncd run: --since, --full and --dry-run go with --once.")
+        settings = settings_for(options)
+        mappings = load_mappings(settings.sync.mappings)
+        return serve(settings, connectors_factory=lambda: _connectors(settings, mappings),
+                     mappings=mappings)
     if since is not None and full:
         raise UsageError("syncd run: give --since or --full, not both.")
     return _pass(options, since=since, full=full, dry_run=dry_run)
@@ -231,6 +235,7 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool,
     """One pass as `run --once` makes it; prints its table; its exit code."""
     settings = settings_for(options)
     mappings = load_mappings(settings.sync.mappings)
+    lock = StoreLock(settings.store.path, command="syncd run --once").acquire()
     store = Store(settings.store.path)
     connectors = _connectors(settings, mappings)
     console = Console(stderr=True)
@@ -253,6 +258,7 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool,
         for connector in connectors.values():
             connector.close()
         store.close()
+        lock.release()
     print_run(Console(), report)
     if report.error:
         click.echo(redact(report.error), err=True)

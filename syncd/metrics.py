@@ -81,9 +81,12 @@ class Metrics:
             self.api_calls.labels(system=usage.system).inc(usage.calls)
             self.throttled.labels(system=usage.system).inc(usage.throttled)
             self.retries.labels(system=usage.system).inc(usage.retries)
-            self.rejected.labels(system=usage.system).inc(0)
             if usage.remaining is not None:
                 self.budget_remaining.labels(system=usage.system).set(usage.remaining)
+        for (system, obj), count in report.pushed.applied.items():
+            self.rows_pushed.labels(system=system, object=obj).inc(count)
+        for (system, _), count in report.pushed.rejected.items():
+            self.rejected.labels(system=system).inc(count)
         self._finished(report.status, duration, finished_at)
 
     def observe_crash(self, duration: float, finished_at: datetime) -> None:

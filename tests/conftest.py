@@ -64,3 +64,12 @@ def salesforce_client(salesforce_emulator: Any) -> Any:
         version=salesforce_emulator.api_version,
         session=trusting_session(salesforce_emulator.ca_path),
     )
+
+
+@pytest.fixture
+def world(tmp_path: Path, loopback_ca: ThrowawayCA) -> Iterator[Any]:
+    """Both emulators on one test clock, a config pointing at them, and passes of syncd
+    (tests/harness.py)."""
+    from tests.harness import make_world
+
+    yield from make_world(tmp_path, loopback_ca)

@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from connectors.hubspot.emulator import HubSpotEmulator, HubSpotLimits
 from connectors.loopback import ThrowawayCA
 from connectors.salesforce.emulator import SalesforceEmulator
@@ -138,8 +136,3 @@ lookback = "10m"
     finally:
         hubspot.stop()
         salesforce.stop()
-
-
-@pytest.fixture
-def world(tmp_path: Path, loopback_ca: ThrowawayCA) -> Iterator[World]:
-    yield from make_world(tmp_path, loopback_ca)

@@ -25,9 +25,9 @@ def test_second_holder_is_refused_with_one_line_naming_pid_host_and_command(
     tmp_path: Path,
 ) -> None:
     store = tmp_path / "syncd.db"
-    with StoreLock(store, command="syncd run", clock=lambda: SINCE):
-        with pytest.raises(StoreError) as refused:
-            StoreLock(store, command="syncd run --once").acquire()
+    holder = StoreLock(store, command="syncd run", clock=lambda: SINCE)
+    with holder, pytest.raises(StoreError) as refused:
+        StoreLock(store, command="syncd run --once").acquire()
     message = str(refused.value)
     assert message == (
         f"Store {store} is in use by pid {os.getpid()} on host {socket.gethostname()} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.harness import World, world  # noqa: F401  (the fixture)
+from tests.harness import World
 
 
 def lead(w: World, email: str, **fields: object) -> str:

@@ -17,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncd.metrics import Health, Metrics, PassOutcome
 from syncd.model import Page, Record, Usage
 from syncd.pipeline import RunReport, StreamReport
+from syncd.push import PushReport
 from syncd.server import StatusServer, StatusSources, bar_chart_svg
 from syncd.store import Store
 
@@ -171,6 +172,8 @@ def test_metrics_parse_and_carry_what_a_pass_did(
                       StreamReport("salesforce", "Lead", pages=1, rows=40)]
     report.usage = [Usage("hubspot", calls=12, remaining=249_988, retries=3, throttled=2),
                     Usage("salesforce", calls=5, limit=100_000, remaining=99_000)]
+    report.pushed = PushReport(applied={("hubspot", "contacts"): 7},
+                               rejected={("salesforce", "Lead"): 2})
     metrics.observe(report, 42.0, START + MINUTE)
     metrics.observe(RunReport(run=5, started_at=START, status="stopped"), 1.0, START + MINUTE)
     code, kind, body = get(server.url + "/metrics")
@@ -191,7 +194,9 @@ def test_metrics_parse_and_carry_what_a_pass_did(
     assert samples[("syncd_api_calls_total", (("system", "hubspot"),))] == 12
     assert samples[("syncd_api_throttled_total", (("system", "hubspot"),))] == 2
     assert samples[("syncd_api_retries_total", (("system", "hubspot"),))] == 3
-    assert samples[("syncd_rejected_records_total", (("system", "salesforce"),))] == 0
+    assert samples[("syncd_rejected_records_total", (("system", "salesforce"),))] == 2
+    assert samples[("syncd_rows_pushed_total",
+                    (("object", "contacts"), ("system", "hubspot")))] == 7
     assert samples[("syncd_budget_remaining", (("system", "salesforce"),))] == 99_000
     assert samples[("syncd_pass_duration_seconds_count", ())] == 2
     assert samples[("syncd_pass_duration_seconds_sum", ())] == 43.0

@@ -174,4 +174,62 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        "derive: stage history, hand-offs, touchpoints, attribution credits",
+        """
+        -- The date each person first entered each stage (kept across passes and recycles).
+        CREATE TABLE stage_history (
+            person_id   TEXT NOT NULL,
+            stage       TEXT NOT NULL,
+            entered_at  TEXT NOT NULL,
+            run         INTEGER NOT NULL,
+            signal      TEXT NOT NULL,          -- what put the person there
+            PRIMARY KEY (person_id, stage)
+        ) WITHOUT ROWID;
+
+        -- Marketing-qualified people handed to sales as Salesforce Leads, and sales' answer.
+        CREATE TABLE handoff (
+            person_id       TEXT PRIMARY KEY,
+            qualified_at    TEXT NOT NULL,      -- when the person reached MQL
+            lead_id         TEXT,               -- the Salesforce Lead (made by syncd or found)
+            created_by_syncd INTEGER NOT NULL DEFAULT 0,
+            owner_id        TEXT,
+            first_touch_at  TEXT,               -- first Task/Event, or Status leaving its default
+            first_touch     TEXT,               -- what that touch was
+            run             INTEGER NOT NULL
+        ) WITHOUT ROWID;
+
+        CREATE TABLE touchpoint (
+            id          TEXT PRIMARY KEY,       -- system:object:source id
+            person_id   TEXT,                   -- NULL while its person is unknown
+            at          TEXT NOT NULL,
+            kind        TEXT NOT NULL,          -- campaign_response, email_click, event, ...
+                                                -- form_submission or task
+            label       TEXT NOT NULL,
+            sales       INTEGER NOT NULL,       -- 1 for Tasks and Events
+            source_id   TEXT NOT NULL,
+            run         INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        CREATE INDEX touchpoint_person ON touchpoint (person_id, at);
+
+        CREATE TABLE credit (
+            opportunity_id TEXT NOT NULL,
+            model          TEXT NOT NULL,
+            touchpoint_id  TEXT NOT NULL,
+            share          REAL NOT NULL,
+            amount         REAL NOT NULL,
+            run            INTEGER NOT NULL,
+            PRIMARY KEY (opportunity_id, model, touchpoint_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX credit_touchpoint ON credit (touchpoint_id);
+
+        -- What each opportunity's credits were computed from, to recompute only on change.
+        CREATE TABLE attribution_input (
+            opportunity_id TEXT PRIMARY KEY,
+            digest         TEXT NOT NULL,
+            run            INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    ),
 )
