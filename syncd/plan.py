@@ -252,9 +252,8 @@ class Planner:
 
     def _deal_associations(self, entity: Entity) -> list[tuple[str, str]]:
         wanted: list[tuple[str, str]] = []
-        account = entity.fields.get("_account_id")
-        if account:
-            wanted.append(("account", str(account)))
+        if entity.account_id:
+            wanted.append(("account", entity.account_id))
         roles = self.store.unified.roles_of([entity.id]).get(entity.id, [])
         wanted += [("person", person) for person, _ in roles]
         return wanted

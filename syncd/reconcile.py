@@ -284,32 +284,62 @@ class Reconciler:
         report.audit += len(audit)
 
     def _structure(self, mapping: EntityMapping, entity: Entity, sides: Sides) -> Entity:
-        """The match key from the unified values; an opportunity's account."""
+        """What the entity is besides its mapped fields: its match key (from the unified
+        values), its account, and an opportunity's state as Salesforce says it."""
         match_key = entity.match_key
         if mapping.match_keys:
             value = entity.fields.get(mapping.match_keys[0])
             match_key = None if is_blank(value) else str(value)
-        fields = entity.fields
-        if mapping.entity == "opportunity" and sides.salesforce is not None:
-            account = sides.salesforce["data"].get("AccountId")
-            found = (
-                self.store.unified.links([("salesforce", "Account", account)]) if account else {}
+        fields = dict(entity.fields)
+        account_id = entity.account_id
+        record = sides.salesforce
+        if mapping.entity == "opportunity" and record is not None:
+            data = record["data"]
+            account_id = self._entity_of("Account", data.get("AccountId"))
+            fields.update(
+                {
+                    "_created": data.get("CreatedDate"),
+                    "_close_date": data.get("CloseDate"),
+                    "_is_closed": bool(data.get("IsClosed")),
+                    "_is_won": bool(data.get("IsWon")),
+                }
             )
-            account_id = next((lk.entity_id for lk in found.values()), None)
-            if fields.get("_account_id") != account_id:
-                fields = {**fields, "_account_id": account_id}
-        if match_key == entity.match_key and fields is entity.fields:
+        elif mapping.entity == "person":
+            account_id = self._person_account(sides)
+        if (match_key, fields, account_id) == (entity.match_key, entity.fields, entity.account_id):
             return entity
         return Entity(
             entity.kind,
             entity.id,
             match_key,
-            dict(fields),
+            fields,
             entity.sides,
             entity.merged_into,
             entity.created_run,
             self.run,
+            account_id,
         )
+
+    def _person_account(self, sides: Sides) -> str | None:
+        """A person's account: their Salesforce Contact's Account, else their HubSpot
+        contact's primary company."""
+        for record in sides.salesforce_all:
+            if record["object"] == "Contact" and record["data"].get("AccountId"):
+                return self._entity_of("Account", record["data"]["AccountId"])
+        if sides.hubspot is not None:
+            companies = (sides.hubspot["data"].get("associations") or {}).get("companies") or []
+            primary = [c for c in companies if 1 in (c.get("types") or [])]
+            for company in primary or companies[:1]:
+                found = self.store.unified.links([("hubspot", "companies", str(company["id"]))])
+                if found:
+                    return next(iter(found.values())).entity_id
+        return None
+
+    def _entity_of(self, sobject: str, record_id: Any) -> str | None:
+        if not record_id:
+            return None
+        found = self.store.unified.links([("salesforce", sobject, str(record_id))])
+        return next((lk.entity_id for lk in found.values()), None)
 
     def _contact_roles(self, after_run: int) -> set[str]:
         """Contact roles changed since the last pass: kept as opportunity_person rows."""

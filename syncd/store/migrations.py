@@ -224,6 +224,13 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ) WITHOUT ROWID;
         CREATE INDEX credit_touchpoint ON credit (touchpoint_id);
 
+        -- A person's or an opportunity's account, for the `account` link mode.
+        ALTER TABLE entity ADD COLUMN account_id TEXT;
+        CREATE INDEX entity_account ON entity (kind, account_id) WHERE account_id IS NOT NULL;
+
+        -- HubSpot takes a lower lifecycle stage only once the value was cleared first.
+        ALTER TABLE outbox ADD COLUMN clear_first TEXT NOT NULL DEFAULT '[]';
+
         -- What each opportunity's credits were computed from, to recompute only on change.
         CREATE TABLE attribution_input (
             opportunity_id TEXT PRIMARY KEY,

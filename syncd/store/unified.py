@@ -39,6 +39,7 @@ class Entity:
     merged_into: str | None
     created_run: int
     updated_run: int
+    account_id: str | None = None  # a person's or an opportunity's account entity
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class UnifiedStore:
             marks = ",".join("?" for _ in chunk)
             rows = self.conn.execute(
                 f"SELECT kind, id, match_key, fields, sides, merged_into, created_run,"
-                f" updated_run FROM entity WHERE kind = ? AND id IN ({marks})",
+                f" updated_run, account_id FROM entity WHERE kind = ? AND id IN ({marks})",
                 [kind, *chunk],
             )
             for row in rows:
@@ -165,6 +166,7 @@ class UnifiedStore:
                     row[5],
                     row[6],
                     row[7],
+                    row[8],
                 )
         return found
 
@@ -185,9 +187,11 @@ class UnifiedStore:
     def save_entities(self, entities: Iterable[Entity]) -> None:
         self.conn.executemany(
             "INSERT INTO entity (kind, id, match_key, fields, sides, merged_into, created_run,"
-            " updated_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kind, id) DO UPDATE SET"
-            " match_key = excluded.match_key, fields = excluded.fields, sides = excluded.sides,"
-            " merged_into = excluded.merged_into, updated_run = excluded.updated_run",
+            " updated_run, account_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (kind, id) DO UPDATE SET match_key = excluded.match_key,"
+            " fields = excluded.fields, sides = excluded.sides,"
+            " merged_into = excluded.merged_into, updated_run = excluded.updated_run,"
+            " account_id = excluded.account_id",
             [
                 (
                     e.kind,
@@ -198,10 +202,24 @@ class UnifiedStore:
                     e.merged_into,
                     e.created_run,
                     e.updated_run,
+                    e.account_id,
                 )
                 for e in entities
             ],
         )
+
+    def of_accounts(self, kind: str, accounts: Iterable[str]) -> dict[str, list[str]]:
+        """Live entities of `kind` by the account they belong to."""
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(list(set(accounts))):
+            marks = ",".join("?" for _ in chunk)
+            for account, entity_id in self.conn.execute(
+                f"SELECT account_id, id FROM entity WHERE kind = ? AND merged_into IS NULL"
+                f" AND account_id IN ({marks}) ORDER BY id",
+                [kind, *chunk],
+            ):
+                found.setdefault(account, []).append(entity_id)
+        return found
 
     def survivor(self, kind: str, entity_id: str) -> str | None:
         """Follow `merged_into` to the entity that carries this one now (None: unknown id)."""
@@ -268,7 +286,7 @@ class UnifiedStore:
                 row[0]
                 for row in self.conn.execute(
                     "SELECT id FROM entity WHERE kind = 'opportunity' AND merged_into IS NULL AND"
-                    f" json_extract(fields, '$._account_id') IN ({marks})",
+                    f" account_id IN ({marks})",
                     list(chunk),
                 )
             }
