@@ -231,13 +231,13 @@ def _kind(value: Any) -> str:
     )
 
 
-def _display(path: Path) -> str:
+def display(path: Path) -> str:
     # The folder and the file, as an admin knows them: `mappings/person.toml`.
     return f"{path.resolve().parent.name}/{path.name}"
 
 
 @dataclass
-class _Report:
+class Report:
     """Problems of one file, each one line: `file [section] key: message`."""
 
     file: str
@@ -269,7 +269,7 @@ def load_mappings(folder: Path | None) -> Mappings:
     loaded: dict[str, EntityMapping] = {}
     for entity in ENTITIES:
         path = _mapping_path(folder, entity)
-        report = _Report(_display(path))
+        report = Report(display(path))
         mapping = _load_file(entity, path, report)
         problems += report.problems
         if mapping is not None:
@@ -277,6 +277,11 @@ def load_mappings(folder: Path | None) -> Mappings:
     if problems:
         raise MappingError(problems)
     return Mappings(loaded["person"], loaded["account"], loaded["opportunity"], folder)
+
+
+def mapping_path(folder: Path | None, name: str) -> Path:
+    """`name`.toml in the folder, else the installed default (ARCHITECTURE section 4)."""
+    return _mapping_path(folder, name)
 
 
 def _mapping_path(folder: Path | None, entity: str) -> Path:
@@ -292,13 +297,20 @@ def _stray_files(folder: Path) -> list[str]:
         hint = suggestion(path.stem, known, '"{}.toml"')
         if path.stem not in known and hint:
             problems.append(
-                f"{_display(path)}: not a file syncd reads (it reads "
+                f"{display(path)}: not a file syncd reads (it reads "
                 f"{', '.join(f'{name}.toml' for name in known)}).{hint}"
             )
     return problems
 
 
-def _load_file(entity: str, path: Path, report: _Report) -> EntityMapping | None:
+def _load_file(entity: str, path: Path, report: Report) -> EntityMapping | None:
+    document = read_document(path, report)
+    return None if document is None else _entity(entity, path, document, report)
+
+
+def read_document(path: Path, report: Report) -> dict[str, Any] | None:
+    """A mapping file's TOML, or None with the reason (encoding, I/O, syntax) in `report`;
+    shared by every file in the mappings folder."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
@@ -309,11 +321,10 @@ def _load_file(entity: str, path: Path, report: _Report) -> EntityMapping | None
         report.add(None, None, f"cannot be read: {error.strerror}.")
         return None
     try:
-        document = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         report.add(*_syntax_problem(text, str(error)))
         return None
-    return _entity(entity, path, document, report)
 
 
 def _syntax_problem(text: str, message: str) -> tuple[str | None, str | None, str]:
@@ -346,7 +357,7 @@ def _syntax_problem(text: str, message: str) -> tuple[str | None, str | None, st
 
 
 def _entity(
-    entity: str, path: Path, document: dict[str, Any], report: _Report
+    entity: str, path: Path, document: dict[str, Any], report: Report
 ) -> EntityMapping | None:
     for name in document:
         if name not in SECTIONS:
@@ -368,7 +379,7 @@ def _entity(
 
 
 def _unknown_keys(
-    table: Mapping[str, Any], allowed: Iterable[str], section: str, report: _Report
+    table: Mapping[str, Any], allowed: Iterable[str], section: str, report: Report
 ) -> None:
     allowed = tuple(allowed)
     for key in table:
@@ -380,7 +391,7 @@ def _unknown_keys(
             )
 
 
-def _objects(entity: str, raw: Any, report: _Report) -> tuple[str, tuple[str, ...]] | None:
+def _objects(entity: str, raw: Any, report: Report) -> tuple[str, tuple[str, ...]] | None:
     hubspot_object, salesforce_objects = ENTITY_OBJECTS[entity]
     example = f'hubspot = "{hubspot_object}" and salesforce = {_shown(list(salesforce_objects))}'
     if not isinstance(raw, dict):
@@ -420,7 +431,7 @@ def _objects(entity: str, raw: Any, report: _Report) -> tuple[str, tuple[str, ..
 
 
 def _object_name(
-    raw: Any, allowed: tuple[str, ...], key: str, words: str, report: _Report
+    raw: Any, allowed: tuple[str, ...], key: str, words: str, report: Report
 ) -> str | None:
     system = "HubSpot" if key == "hubspot" else "Salesforce"
     if raw is None:
@@ -439,7 +450,7 @@ def _object_name(
     return None
 
 
-def _match(raw: Any, fields: tuple[str, ...] | None, report: _Report) -> tuple[str, ...] | None:
+def _match(raw: Any, fields: tuple[str, ...] | None, report: Report) -> tuple[str, ...] | None:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
@@ -463,7 +474,7 @@ def _match(raw: Any, fields: tuple[str, ...] | None, report: _Report) -> tuple[s
     return tuple(keys)
 
 
-def _fields(raw: Any, objects: tuple[str, ...], report: _Report) -> dict[str, FieldMapping] | None:
+def _fields(raw: Any, objects: tuple[str, ...], report: Report) -> dict[str, FieldMapping] | None:
     if not isinstance(raw, dict) or not raw:
         report.add(
             "fields",
@@ -490,7 +501,7 @@ def _fields(raw: Any, objects: tuple[str, ...], report: _Report) -> dict[str, Fi
 
 
 def _field(
-    name: str, raw: dict[str, Any], objects: tuple[str, ...], report: _Report
+    name: str, raw: dict[str, Any], objects: tuple[str, ...], report: Report
 ) -> FieldMapping | None:
     section = f"fields.{name}"
     before = len(report.problems)
@@ -515,7 +526,7 @@ def _field(
     )
 
 
-def _property_name(raw: dict[str, Any], section: str, report: _Report) -> str | None:
+def _property_name(raw: dict[str, Any], section: str, report: Report) -> str | None:
     value = raw.get("hubspot")
     if value is not None and (not isinstance(value, str) or not value.strip()):
         report.add(
@@ -528,7 +539,7 @@ def _property_name(raw: dict[str, Any], section: str, report: _Report) -> str | 
 
 
 def _salesforce_targets(
-    raw: Any, objects: tuple[str, ...], section: str, report: _Report
+    raw: Any, objects: tuple[str, ...], section: str, report: Report
 ) -> dict[str, str] | None:
     if raw is None:
         return {}
@@ -568,7 +579,7 @@ def _choice(
     key: str,
     allowed: tuple[str, ...],
     section: str,
-    report: _Report,
+    report: Report,
     default: str | None = None,
 ) -> str | None:
     value = raw.get(key, default)
@@ -589,7 +600,7 @@ def _choice(
     return None
 
 
-def _value_map(raw: Any, section: str, rule: str | None, report: _Report) -> dict[str, str] | None:
+def _value_map(raw: Any, section: str, rule: str | None, report: Report) -> dict[str, str] | None:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -625,7 +636,7 @@ def _value_map(raw: Any, section: str, rule: str | None, report: _Report) -> dic
     return values if len(values) == len(raw) else None
 
 
-def _sides(raw: dict[str, Any], rule: str | None, section: str, report: _Report) -> None:
+def _sides(raw: dict[str, Any], rule: str | None, section: str, report: Report) -> None:
     """A field maps at least one side, and both when its rule reads or writes both."""
     has_hubspot, has_salesforce = raw.get("hubspot") is not None, raw.get("salesforce") is not None
     if not has_hubspot and not has_salesforce:
@@ -652,7 +663,7 @@ def _sides(raw: dict[str, Any], rule: str | None, section: str, report: _Report)
             )
 
 
-def _duplicate_targets(fields: list[FieldMapping], report: _Report) -> None:
+def _duplicate_targets(fields: list[FieldMapping], report: Report) -> None:
     """Two fields writing one HubSpot property or Salesforce field would fight forever."""
     writers: dict[tuple[str, str], str] = {}
     for mapping in fields:
@@ -836,7 +847,7 @@ def check_online(
     salesforce_schema: Mapping[str, ObjectSchema],
 ) -> list[str]:
     """Every problem of the mappings against the live schemas, one line each."""
-    reports = {m.entity: _Report(_display(m.path)) for m in mappings.all()}
+    reports = {m.entity: Report(display(m.path)) for m in mappings.all()}
     for mapping in mappings.all():
         report = reports[mapping.entity]
         hubspot = hubspot_schema.get(mapping.hubspot_object)
@@ -877,7 +888,7 @@ def _report_custom(
     custom: CustomField,
     hubspot_schema: Mapping[str, ObjectSchema],
     salesforce_schema: Mapping[str, ObjectSchema],
-    report: _Report,
+    report: Report,
 ) -> None:
     schemas = hubspot_schema if custom.system == "hubspot" else salesforce_schema
     present = _lookup(schemas[custom.object], custom.name) is not None
@@ -904,7 +915,7 @@ def _check_field(
     mapping: FieldMapping,
     hubspot: ObjectSchema | None,
     salesforce: Mapping[str, ObjectSchema | None],
-    report: _Report,
+    report: Report,
 ) -> None:
     section = f"fields.{mapping.name}"
     target = _hubspot_info(mapping, hubspot, section, report)
@@ -917,7 +928,7 @@ def _check_field(
 
 
 def _hubspot_info(
-    mapping: FieldMapping, schema: ObjectSchema | None, section: str, report: _Report
+    mapping: FieldMapping, schema: ObjectSchema | None, section: str, report: Report
 ) -> FieldInfo | None:
     if mapping.hubspot is None or schema is None:
         return None
@@ -940,7 +951,7 @@ def _hubspot_info(
 
 
 def _salesforce_info(
-    name: str, schema: ObjectSchema, section: str, report: _Report
+    name: str, schema: ObjectSchema, section: str, report: Report
 ) -> FieldInfo | None:
     found = _lookup(schema, name)
     if found is None:
@@ -953,7 +964,7 @@ def _salesforce_info(
 
 
 def _check_pair(
-    mapping: FieldMapping, hubspot: FieldInfo, where: str, salesforce: FieldInfo, report: _Report
+    mapping: FieldMapping, hubspot: FieldInfo, where: str, salesforce: FieldInfo, report: Report
 ) -> None:
     section = f"fields.{mapping.name}"
     hubspot_kind = _HUBSPOT_KINDS.get(hubspot.type, hubspot.type)
@@ -985,7 +996,7 @@ def _check_pair(
 
 
 def _check_values(
-    mapping: FieldMapping, hubspot: FieldInfo, where: str, salesforce: FieldInfo, report: _Report
+    mapping: FieldMapping, hubspot: FieldInfo, where: str, salesforce: FieldInfo, report: Report
 ) -> None:
     """Value-map entries and picklist options each side accepts."""
     section, values = f"fields.{mapping.name}", mapping.values
@@ -1024,7 +1035,7 @@ def _check_values(
         )
 
 
-def _unmapped(values: list[str], source: str, target: str, section: str, report: _Report) -> None:
+def _unmapped(values: list[str], source: str, target: str, section: str, report: Report) -> None:
     if values:
         shown = ", ".join(map(_shown, values[:8])) + (" ..." if len(values) > 8 else "")
         report.add(
