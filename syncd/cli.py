@@ -30,10 +30,11 @@ from syncd.console import (
     print_status,
 )
 from syncd.daemon import serve
+from syncd.definitions import load_definitions
 from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
 from syncd.lock import StoreLock
 from syncd.log import configure, redact
-from syncd.mapping import Mappings, check_online, load_mappings, missing_custom_fields
+from syncd.mapping import Mappings, check_online, missing_custom_fields
 from syncd.model import FieldInfo, utc
 from syncd.pipeline import RunOptions, run_once
 from syncd.store import Store
@@ -85,10 +86,12 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--online", is_flag=True,
-              help="Also compare the mappings with the live schemas of both CRMs.")
-@click.option("--fix", is_flag=True,
-              help="With --online: create the missing HubSpot syncd_* properties.")
+@click.option(
+    "--online", is_flag=True, help="Also compare the mappings with the live schemas of both CRMs."
+)
+@click.option(
+    "--fix", is_flag=True, help="With --online: create the missing HubSpot syncd_* properties."
+)
 @common_options
 def check(online: bool, fix: bool, **options: Any) -> int:
     """Validate the config and the mapping files (every problem at once; exit 2 if any);
@@ -96,7 +99,8 @@ def check(online: bool, fix: bool, **options: Any) -> int:
     if fix and not online:
         raise UsageError("syncd check: --fix needs --online.")
     settings = settings_for(options, require_credentials=online)
-    mappings = load_mappings(settings.sync.mappings)
+    definitions = load_definitions(settings.sync.mappings)
+    mappings = definitions.mappings
     folder = settings.sync.mappings or "the installed defaults"
     click.echo(f"{settings.source}: OK. Mappings ({folder}): OK.")
     if not online:
@@ -108,18 +112,23 @@ def _check_online(settings: Settings, mappings: Mappings, fix: bool) -> int:
     connectors = _connectors(settings, mappings)
     try:
         schemas = {
-            "hubspot": {m.hubspot_object: connectors["hubspot"].describe(m.hubspot_object)
-                        for m in mappings.all()},
-            "salesforce": {obj: connectors["salesforce"].describe(obj)
-                           for obj in {o for m in mappings.all() for o in m.salesforce_objects}
-                           | {"Campaign"}},
+            "hubspot": {
+                m.hubspot_object: connectors["hubspot"].describe(m.hubspot_object)
+                for m in mappings.all()
+            },
+            "salesforce": {
+                obj: connectors["salesforce"].describe(obj)
+                for obj in {o for m in mappings.all() for o in m.salesforce_objects} | {"Campaign"}
+            },
         }
         missing = missing_custom_fields(mappings, schemas["hubspot"], schemas["salesforce"])
         if fix:
             for custom in [c for c in missing if c.system == "hubspot"]:
                 connectors["hubspot"].create_field(
-                    custom.object, FieldInfo(custom.name, custom.type, label=custom.label,
-                                             unique=custom.unique), custom.purpose)
+                    custom.object,
+                    FieldInfo(custom.name, custom.type, label=custom.label, unique=custom.unique),
+                    custom.purpose,
+                )
                 click.echo(f"Created HubSpot property {custom.object}.{custom.name}.")
                 schemas["hubspot"][custom.object] = connectors["hubspot"].describe(custom.object)
         problems = check_online(mappings, schemas["hubspot"], schemas["salesforce"])
@@ -130,8 +139,10 @@ def _check_online(settings: Settings, mappings: Mappings, fix: bool) -> int:
         click.echo(line, err=True)
     if problems:
         if any(c.system == "hubspot" for c in missing) and not fix:
-            click.echo("Run `syncd check --online --fix` to create the missing HubSpot "
-                       "properties.", err=True)
+            click.echo(
+                "Run `syncd check --online --fix` to create the missing HubSpot properties.",
+                err=True,
+            )
         return EXIT_USAGE
     click.echo("Online: the mappings match both CRMs' schemas.")
     return EXIT_OK
@@ -146,7 +157,7 @@ def plan(**options: Any) -> int:
     settings = settings_for(options)
     store = Store(settings.store.path)
     try:
-        print_plan(Console(), store, load_mappings(settings.sync.mappings))
+        print_plan(Console(), store, load_definitions(settings.sync.mappings).mappings)
     finally:
         store.close()
     return code
@@ -154,10 +165,14 @@ def plan(**options: Any) -> int:
 
 @cli.command()
 @click.argument("action", type=click.Choice(["list", "retry", "export"]), default="list")
-@click.option("--id", "ids", type=int, multiple=True,
-              help="retry: only this error (repeatable); default all.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="export: CSV file to write (default: standard output).")
+@click.option(
+    "--id", "ids", type=int, multiple=True, help="retry: only this error (repeatable); default all."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="export: CSV file to write (default: standard output).",
+)
 @common_options
 def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) -> int:
     """Records a CRM refused, with its reason. `list` (the default) shows them; `retry`
@@ -203,14 +218,21 @@ class IsoInstant(click.ParamType):  # type: ignore[type-arg]
         try:
             return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
         except ValueError:
-            self.fail(f'"{value}" is not an ISO date or date-time such as 2026-01-31 or '
-                      f"2026-01-31T08:00:00Z", param, ctx)
+            self.fail(
+                f'"{value}" is not an ISO date or date-time such as 2026-01-31 or '
+                f"2026-01-31T08:00:00Z",
+                param,
+                ctx,
+            )
 
 
 @cli.command("run")
 @click.option("--once", is_flag=True, help="Run one pass, then exit (a backfill, a cron job).")
-@click.option("--since", type=IsoInstant(),
-              help="Re-read everything modified since this instant (ISO 8601, UTC if no offset).")
+@click.option(
+    "--since",
+    type=IsoInstant(),
+    help="Re-read everything modified since this instant (ISO 8601, UTC if no offset).",
+)
 @click.option("--full", is_flag=True, help="Re-read all history, as the first pass does.")
 @click.option("--dry-run", is_flag=True, help="Read into the store; write nothing to either CRM.")
 @common_options
@@ -222,19 +244,22 @@ def run_command(
         if since is not None or full or dry_run:
             raise UsageError("syncd run: --since, --full and --dry-run go with --once.")
         settings = settings_for(options)
-        mappings = load_mappings(settings.sync.mappings)
-        return serve(settings, connectors_factory=lambda: _connectors(settings, mappings),
-                     mappings=mappings)
+        definitions = load_definitions(settings.sync.mappings)
+        return serve(
+            settings,
+            connectors_factory=lambda: _connectors(settings, definitions.mappings),
+            definitions=definitions,
+        )
     if since is not None and full:
         raise UsageError("syncd run: give --since or --full, not both.")
     return _pass(options, since=since, full=full, dry_run=dry_run)
 
 
-def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool,
-          dry_run: bool) -> int:
+def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool, dry_run: bool) -> int:
     """One pass as `run --once` makes it; prints its table; its exit code."""
     settings = settings_for(options)
-    mappings = load_mappings(settings.sync.mappings)
+    definitions = load_definitions(settings.sync.mappings)
+    mappings = definitions.mappings
     lock = StoreLock(settings.store.path, command="syncd run --once").acquire()
     store = Store(settings.store.path)
     connectors = _connectors(settings, mappings)
@@ -247,11 +272,14 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool,
                 connectors,
                 clock=lambda: datetime.now(UTC),
                 lookback=timedelta(seconds=settings.sync.lookback_seconds),
-                budgets={"hubspot": settings.hubspot.daily_budget,
-                         "salesforce": settings.salesforce.daily_budget},
-                mappings=mappings,
-                options=RunOptions(kind="dry-run" if dry_run else "once", since=since,
-                                   full=full, dry_run=dry_run),
+                budgets={
+                    "hubspot": settings.hubspot.daily_budget,
+                    "salesforce": settings.salesforce.daily_budget,
+                },
+                definitions=definitions,
+                options=RunOptions(
+                    kind="dry-run" if dry_run else "once", since=since, full=full, dry_run=dry_run
+                ),
                 progress=progress,
             )
     finally:
@@ -286,28 +314,53 @@ def _connectors(settings: Settings, mappings: Mappings) -> dict[str, Connector]:
     fields: dict[str, dict[str, list[str]]] = {"hubspot": {}, "salesforce": {}}
     for mapping in mappings.all():
         fields["hubspot"].setdefault(mapping.hubspot_object, []).extend(
-            mapping.hubspot_properties())
+            mapping.hubspot_properties()
+        )
         for sobject in mapping.salesforce_objects:
             fields["salesforce"].setdefault(sobject, []).extend(mapping.salesforce_fields(sobject))
-    return {name: registry.load(registry.CONNECTORS, name)(settings, fields=fields[name])
-            for name in ("hubspot", "salesforce")}
+    return {
+        name: registry.load(registry.CONNECTORS, name)(settings, fields=fields[name])
+        for name in ("hubspot", "salesforce")
+    }
 
 
 @cli.command()
-@click.option("--scale", type=click.IntRange(100, 1_000_000), default=1000, show_default=True,
-              help="People in the synthetic org.")
-@click.option("--seed", type=int, default=7, show_default=True,
-              help="Same seed, same org, record for record.")
-@click.option("--config-out", type=click.Path(dir_okay=False, path_type=Path),
-              default=Path("sandbox.toml"), show_default=True,
-              help="Where to write a syncd config that points at the emulators.")
-@click.option("--hubspot-limits", type=click.Choice(["enterprise", "unlimited"]),
-              default="enterprise", show_default=True,
-              help="HubSpot rate limits: an Enterprise portal's (190/10 s, 5 searches/s) or none.")
-@click.option("--hubspot-port", type=click.IntRange(0, 65535), default=0,
-              help="Port for the HubSpot emulator (default: any free port).")
-@click.option("--salesforce-port", type=click.IntRange(0, 65535), default=0,
-              help="Port for the Salesforce emulator (default: any free port).")
+@click.option(
+    "--scale",
+    type=click.IntRange(100, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="People in the synthetic org.",
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Same seed, same org, record for record."
+)
+@click.option(
+    "--config-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("sandbox.toml"),
+    show_default=True,
+    help="Where to write a syncd config that points at the emulators.",
+)
+@click.option(
+    "--hubspot-limits",
+    type=click.Choice(["enterprise", "unlimited"]),
+    default="enterprise",
+    show_default=True,
+    help="HubSpot rate limits: an Enterprise portal's (190/10 s, 5 searches/s) or none.",
+)
+@click.option(
+    "--hubspot-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port for the HubSpot emulator (default: any free port).",
+)
+@click.option(
+    "--salesforce-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port for the Salesforce emulator (default: any free port).",
+)
 @common_options
 def sandbox(
     scale: int,
@@ -344,8 +397,13 @@ def sandbox(
 
 
 @cli.command()
-@click.option("--scale", type=click.IntRange(100, 100_000), default=2000, show_default=True,
-              help="People in the synthetic org.")
+@click.option(
+    "--scale",
+    type=click.IntRange(100, 100_000),
+    default=2000,
+    show_default=True,
+    help="People in the synthetic org.",
+)
 @click.option("--seed", type=int, default=7, show_default=True)
 @common_options
 def demo(scale: int, seed: int, **options: Any) -> int:
@@ -403,8 +461,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run(argv: Sequence[str] | None = None) -> int:
     try:
-        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False,
-                          prog_name="syncd")
+        result = cli.main(
+            args=list(argv) if argv is not None else None, standalone_mode=False, prog_name="syncd"
+        )
     except click.exceptions.Abort:
         click.echo("syncd: interrupted.", err=True)
         return EXIT_STOPPED
@@ -421,8 +480,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         log.debug("unexpected error", exc_info=True)
         click.echo(
-            redact(f"syncd: unexpected error ({type(exc).__name__}: {exc}); "
-                   f"run again with --log-level debug for the traceback."),
+            redact(
+                f"syncd: unexpected error ({type(exc).__name__}: {exc}); "
+                f"run again with --log-level debug for the traceback."
+            ),
             err=True,
         )
         return EXIT_STOPPED

@@ -39,10 +39,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from syncd.config import Settings, SyncSettings, parse_duration
 from syncd.connector import Connector
 from syncd.console import LogProgress
+from syncd.definitions import Definitions
 from syncd.errors import EXIT_OK, ConfigError
 from syncd.lock import StoreLock
 from syncd.log import event, redact
-from syncd.mapping import Mappings
 from syncd.metrics import Health, Metrics, PassOutcome
 from syncd.model import Page
 from syncd.pipeline import RunOptions, RunReport, StreamReport, run_once
@@ -70,7 +70,7 @@ def serve(
     stop: threading.Event | None = None,
     host: str | None = None,
     on_ready: Callable[[Daemon], None] | None = None,
-    mappings: Mappings | None = None,
+    definitions: Definitions | None = None,
 ) -> int:
     """Run the daemon until `stop` is set (SIGTERM/SIGINT set it when called from the main
     thread); the exit code. Holds the store's single-instance lock throughout: a second
@@ -81,7 +81,7 @@ def serve(
     try:
         with _stop_on_signals(stop):
             daemon = Daemon(settings, connectors_factory=connectors_factory, clock=clock,
-                            stop=stop, host=host, mappings=mappings)
+                            stop=stop, host=host, definitions=definitions)
             daemon.start()
             try:
                 if on_ready is not None:
@@ -111,10 +111,10 @@ class Daemon:
         stop: threading.Event | None = None,
         host: str | None = None,
         shutdown_grace: float = SHUTDOWN_GRACE,
-        mappings: Mappings | None = None,
+        definitions: Definitions | None = None,
     ) -> None:
         self.settings = settings
-        self.mappings = mappings
+        self.definitions = definitions
         self.connectors_factory = connectors_factory
         self.clock = clock
         self.stop = stop if stop is not None else threading.Event()
@@ -193,7 +193,7 @@ class Daemon:
             return run_once(
                 store, connectors, clock=self.clock,
                 lookback=timedelta(seconds=self.settings.sync.lookback_seconds),
-                budgets=self.budgets, mappings=self.mappings, options=RunOptions(kind="daemon"),
+                budgets=self.budgets, definitions=self.definitions, options=RunOptions(kind="daemon"),
                 progress=_HealthProgress(self.health, self.clock),
                 should_stop=self.stop.is_set,
             )

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from syncd.connector import Connector, Window
+from syncd.definitions import Definitions
 from syncd.errors import (
     EXIT_OK,
     EXIT_REJECTED,
@@ -25,8 +26,10 @@ from syncd.errors import (
     ConnectorError,
     SyncdError,
 )
+from syncd.handoff import HandoffTracker
+from syncd.identity import spec_for
+from syncd.lifecycle import StageDeriver
 from syncd.log import event
-from syncd.mapping import Mappings
 from syncd.model import Page, Usage
 from syncd.plan import Planner
 from syncd.push import PushReport, push
@@ -69,6 +72,7 @@ class RunReport:
     planned: dict[str, int] = field(default_factory=dict)
     pushed: PushReport = field(default_factory=PushReport)
     rejected: int = 0
+    stages_moved: int = 0
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
@@ -83,6 +87,7 @@ class RunReport:
             summary["pushed"] = sum(self.pushed.applied.values())
             summary["created"] = sum(self.pushed.created.values())
             summary["rejected"] = self.rejected
+            summary["stages_moved"] = self.stages_moved
         return summary
 
 
@@ -101,7 +106,7 @@ def run_once(
     clock: Callable[[], datetime],
     lookback: timedelta,
     budgets: Mapping[str, float],
-    mappings: Mappings | None = None,
+    definitions: Definitions | None = None,
     options: RunOptions = RunOptions(),
     progress: Progress | None = None,
     timer: Callable[[], float] = time.perf_counter,
@@ -138,8 +143,8 @@ def run_once(
             progress,
             timer,
         )
-        if mappings is not None:
-            _sync(store, connectors, mappings, run, options, report, checkpoint)
+        if definitions is not None:
+            _sync(store, connectors, definitions, run, options, report, checkpoint)
         report.status = "rejected" if report.rejected else "ok"
         report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
     except _Interrupted:
@@ -190,7 +195,7 @@ def _pull(
 def _sync(
     store: Store,
     connectors: Mapping[str, Connector],
-    mappings: Mappings,
+    definitions: Definitions,
     run: int,
     options: RunOptions,
     report: RunReport,
@@ -202,25 +207,35 @@ def _sync(
     HubSpot records just created for them. The reconcile watermark moves only once everything
     is planned, so a pass stopped in between reconciles the same changes again next time.
     """
+    mappings, lifecycle = definitions.mappings, definitions.lifecycle
     unified = store.unified
     after = int(unified.get_state(RECONCILED_THROUGH) or 0)
     at = iso(report.started_at)
     reconciler = Reconciler(store, mappings, run, at)
     report.reconciled = reconciler.reconcile(after)
-    planner = Planner(store, mappings, run, at)
+    dirty = reconciler.dirty
+    tracker = None
+    if lifecycle is not None:
+        deriver = StageDeriver(store, lifecycle, spec_for(mappings.person), run, report.started_at)
+        dirty["person"] |= deriver.people_touched_by(dirty.get("opportunity", set()))
+        report.stages_moved = len(deriver.derive(dirty["person"]))
+        tracker = HandoffTracker(store, lifecycle, run, report.started_at)
+    planner = Planner(store, mappings, run, at, lifecycle)
     for kind in ("account", "person"):
-        report.planned[kind] = planner.plan(kind, reconciler.dirty.get(kind, set()))
+        report.planned[kind] = planner.plan(kind, dirty.get(kind, set()))
+    tracker.record_planned()
     checkpoint()
     if not options.dry_run:
         report.pushed.add(
             push(store, connectors, ("account", "person"), run, after_chunk=checkpoint)
         )
-    touched = reconciler.dirty.get("opportunity", set()) | unified.opportunities_of(
-        reconciler.dirty.get("person", set()), reconciler.dirty.get("account", set())
+    touched = dirty.get("opportunity", set()) | unified.opportunities_of(
+        dirty.get("person", set()), dirty.get("account", set())
     )
     report.planned["opportunity"] = planner.plan("opportunity", touched)
     if not options.dry_run:
         report.pushed.add(push(store, connectors, ("opportunity",), run, after_chunk=checkpoint))
+    tracker.refresh()
     with store.transaction():
         unified.set_state(RECONCILED_THROUGH, str(run))
     report.rejected = sum(report.pushed.rejected.values())

@@ -14,15 +14,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncd.identity import KindSpec, spec_for
+from syncd.lifecycle import STAGE
 from syncd.mapping import EntityMapping, FieldMapping, Mappings
 from syncd.reconcile import Sides, Written, _same, _same_raw, choose_sides
-from syncd.rules import is_blank
+from syncd.rules import PLACEHOLDER, is_blank
+from syncd.stages import LifecycleSettings
 from syncd.store import Store
 from syncd.store.outbox import OutboxRow
 from syncd.store.unified import Entity
 from syncd.transforms import is_valid_email
 
 SYNCD_ID_PROPERTY = "syncd_id"
+SYNCD_ID_FIELD = "Syncd_Id__c"
+LIFECYCLE_PROPERTY = "lifecyclestage"
+LIFECYCLE_FIELD = "Lifecycle_Stage__c"
+
 HUBSPOT_OBJECT_OF = {"person": "contacts", "account": "companies", "opportunity": "deals"}
 
 
@@ -34,21 +40,109 @@ class Context:
     hubspot_types: Mapping[tuple[str, str], str]
     hubspot_id_of: Callable[[str, str], str | None]  # (kind, entity id) -> HubSpot record id
     deal_associations: Callable[[Entity], list[tuple[str, str]]]  # (kind, entity id) pairs
+    lifecycle: LifecycleSettings | None = None
+    company_name: Callable[[dict[str, Any]], str | None] = lambda contact: None
 
 
 def plan_entity(
     mapping: EntityMapping, entity: Entity, sides: Sides, written: Written, context: Context
 ) -> list[OutboxRow]:
-    """The outbox rows that bring both systems to this entity's unified values."""
-    rows = [
-        row
-        for system in ("hubspot", "salesforce")
-        if (row := _update(mapping, entity, sides, system, written, context))
+    """The outbox rows that bring both systems to this entity's unified values: at most one
+    row per target record (mapped fields, lifecycle stage and associations together)."""
+    rows: dict[tuple[str, str, str], OutboxRow] = {}
+    for system in ("hubspot", "salesforce"):
+        row = _update(mapping, entity, sides, system, written, context)
+        if row is not None:
+            rows[(row.system, row.object, row.record_id or "")] = row
+    for row in _stage_rows(entity, sides, written, context):
+        key = (row.system, row.object, row.record_id or "")
+        if key in rows:
+            rows[key].fields.update(row.fields)
+            rows[key].clear_first += row.clear_first
+        else:
+            rows[key] = row
+    creates = [
+        _hubspot_create(mapping, entity, sides, context),
+        _handoff_lead(mapping, entity, sides, context),
     ]
-    create = _hubspot_create(mapping, entity, sides, context)
-    if create is not None:
-        rows.append(create)
+    return [*rows.values(), *(row for row in creates if row is not None)]
+
+
+def _stage_rows(
+    entity: Entity, sides: Sides, written: Written, context: Context
+) -> list[OutboxRow]:
+    """The unified stage to HubSpot `lifecyclestage` and to `Lifecycle_Stage__c` on every live
+    unconverted Lead and every Contact (a converted Lead is not live: never written)."""
+    settings = context.lifecycle
+    stage = (
+        settings.stage(entity.fields.get(STAGE)) if settings and entity.kind == "person" else None
+    )
+    if settings is None or stage is None:
+        return []
+    rows = []
+    targets = [(sides.hubspot, LIFECYCLE_PROPERTY, stage.hubspot)] if sides.hubspot else []
+    targets += [(record, LIFECYCLE_FIELD, stage.salesforce) for record in sides.salesforce_all]
+    for record, name, value in targets:
+        if record is None or record["data"].get(name) == value:
+            continue
+        key = (record["system"], record["object"], record["id"])
+        wrote = written.get(key, {}).get(name)
+        if wrote is not None and wrote[2] > record["pulled_run"] and wrote[0] == value:
+            continue  # written already and the CRM did not change since: nothing new to say
+        current = (
+            settings.stage(record["data"].get(name)) if record["system"] == "hubspot" else None
+        )
+        backward = current is not None and current.rank > stage.rank
+        rows.append(
+            OutboxRow(
+                record["system"],
+                record["object"],
+                entity.kind,
+                entity.id,
+                "update",
+                {name: value},
+                record_id=record["id"],
+                clear_first=[name] if backward else [],
+            )
+        )
     return rows
+
+
+def _handoff_lead(
+    mapping: EntityMapping, entity: Entity, sides: Sides, context: Context
+) -> OutboxRow | None:
+    """A HubSpot contact at the hand-off stage or later with no live Salesforce Lead or
+    Contact becomes a Lead, exactly once: an upsert on `Syncd_Id__c`."""
+    settings = context.lifecycle
+    if settings is None or entity.kind != "person" or sides.hubspot is None:
+        return None
+    if sides.salesforce is not None or "salesforce" in sides.tombstones:
+        return None
+    stage, threshold = (
+        settings.stage(entity.fields.get(STAGE)),
+        settings.stage(settings.handoff_stage),
+    )
+    if stage is None or threshold is None or stage.rank < threshold.rank:
+        return None
+    fields: dict[str, Any] = {}
+    for field_mapping in mapping.fields.values():
+        target = field_mapping.salesforce.get("Lead")
+        unified = entity.fields.get(field_mapping.name)
+        if target and field_mapping.rule != "none" and not is_blank(unified):
+            fields[target] = field_mapping.salesforce_value(unified)
+    fields["LastName"] = fields.get("LastName") or PLACEHOLDER
+    fields["Company"] = context.company_name(sides.hubspot) or PLACEHOLDER
+    fields[LIFECYCLE_FIELD] = stage.salesforce
+    return OutboxRow(
+        "salesforce",
+        "Lead",
+        entity.kind,
+        entity.id,
+        "upsert",
+        fields,
+        key_field=SYNCD_ID_FIELD,
+        key=entity.id,
+    )
 
 
 def _update(
@@ -116,6 +210,9 @@ def _hubspot_create(
         if field_mapping.hubspot and field_mapping.rule != "none" and not is_blank(unified):
             fields[field_mapping.hubspot] = _wire(field_mapping, "hubspot", unified, obj, context)
             origins[field_mapping.hubspot] = _origin(entity, field_mapping.name)
+    stage = context.lifecycle.stage(entity.fields.get(STAGE)) if context.lifecycle else None
+    if entity.kind == "person" and stage is not None:
+        fields[LIFECYCLE_PROPERTY] = stage.hubspot
     key_field, key = SYNCD_ID_PROPERTY, entity.id
     if entity.kind == "person" and is_valid_email(fields.get("email")):
         key_field, key = "email", str(fields["email"])
@@ -204,12 +301,21 @@ def _origin(entity: Entity, name: str) -> str | None:
 class Planner:
     """Plans a pass's dirty entities into the outbox, kind by kind."""
 
-    def __init__(self, store: Store, mappings: Mappings, run: int, at: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        mappings: Mappings,
+        run: int,
+        at: str,
+        lifecycle: LifecycleSettings | None = None,
+    ) -> None:
         self.store, self.mappings, self.run, self.at = store, mappings, run, at
         self.context = Context(
             hubspot_types=self._hubspot_types(),
             hubspot_id_of=self._hubspot_id_of,
             deal_associations=self._deal_associations,
+            lifecycle=lifecycle,
+            company_name=self._company_name,
         )
 
     def plan(self, kind: str, entity_ids: Iterable[str], batch: int = 2000) -> int:
@@ -246,6 +352,21 @@ class Planner:
             obj, _, name = row["id"].partition(".")
             types[(obj, name)] = str(row["data"].get("type") or "string")
         return types
+
+    def _company_name(self, contact: dict[str, Any]) -> str | None:
+        """The name of a HubSpot contact's primary associated company, else of its associated
+        company with the lowest id (ARCHITECTURE 5: never the free-text `company` property)."""
+        companies = (contact["data"].get("associations") or {}).get("companies") or []
+        ids = [str(c["id"]) for c in companies if 1 in (c.get("types") or [])]
+        ids = ids or sorted((str(c["id"]) for c in companies), key=lambda i: (len(i), i))
+        for company_id in ids[:1]:
+            record = self.store.records([("hubspot", "companies", company_id)]).get(
+                ("hubspot", "companies", company_id)
+            )
+            name = record["data"].get("name") if record else None
+            if not is_blank(name):
+                return str(name)
+        return None
 
     def _hubspot_id_of(self, kind: str, entity_id: str) -> str | None:
         return self.store.unified.hubspot_record(kind, entity_id)

@@ -55,7 +55,13 @@ def push(
         mine = [row for row in rows if row.system == system]
         for start in range(0, len(mine), CHUNK):
             chunk = mine[start : start + CHUNK]
-            results = connector.push([_change(row) for row in chunk])
+            refused = _clear_first(connector, chunk)
+            results = [
+                *refused,
+                *connector.push(
+                    [_change(row) for row in chunk if str(row.id) not in {r.ref for r in refused}]
+                ),
+            ]
             with store.transaction():
                 _record(store, chunk, results, run, report)
             after_chunk()
@@ -74,6 +80,26 @@ def push(
         if (system, obj) not in report.applied:
             event(log, "push", run=run, system=system, object=obj, applied=0, rejected=count)
     return report
+
+
+def _clear_first(connector: Connector, rows: list[OutboxRow]) -> list[PushResult]:
+    """HubSpot moves a lifecycle stage backwards only once the value was cleared in a request
+    of its own (reference 1.11): clear first; a row whose clear was refused is refused."""
+    clears = [
+        Change(
+            system=row.system,
+            object=row.object,
+            ref=str(row.id),
+            operation="update",
+            fields={name: "" for name in row.clear_first},
+            id=row.record_id,
+        )
+        for row in rows
+        if row.clear_first and row.record_id
+    ]
+    if not clears:
+        return []
+    return [result for result in connector.push(clears) if not result.ok]
 
 
 def _change(row: OutboxRow) -> Change:

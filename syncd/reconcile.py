@@ -227,7 +227,8 @@ class Reconciler:
 
     def reconcile(self, after_run: int) -> list[KindReport]:
         reports = []
-        for mapping in self.mappings.all():
+        # Accounts first: people and opportunities name their account.
+        for mapping in (self.mappings.account, self.mappings.person, self.mappings.opportunity):
             spec = spec_for(mapping)
             with self.store.transaction():
                 resolution = resolve_all(self.store, spec, self.run, after_run)
@@ -321,18 +322,11 @@ class Reconciler:
         )
 
     def _person_account(self, sides: Sides) -> str | None:
-        """A person's account: their Salesforce Contact's Account, else their HubSpot
-        contact's primary company."""
+        """A person's account: their Salesforce Contact's Account (ARCHITECTURE 5: an
+        opportunity without contact roles reaches "every Contact of its account")."""
         for record in sides.salesforce_all:
             if record["object"] == "Contact" and record["data"].get("AccountId"):
                 return self._entity_of("Account", record["data"]["AccountId"])
-        if sides.hubspot is not None:
-            companies = (sides.hubspot["data"].get("associations") or {}).get("companies") or []
-            primary = [c for c in companies if 1 in (c.get("types") or [])]
-            for company in primary or companies[:1]:
-                found = self.store.unified.links([("hubspot", "companies", str(company["id"]))])
-                if found:
-                    return next(iter(found.values())).entity_id
         return None
 
     def _entity_of(self, sobject: str, record_id: Any) -> str | None:

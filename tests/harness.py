@@ -16,7 +16,7 @@ from connectors.loopback import ThrowawayCA
 from connectors.salesforce.emulator import SalesforceEmulator
 from syncd.cli import _connectors
 from syncd.config import Settings, load_settings
-from syncd.mapping import Mappings, load_mappings
+from syncd.definitions import Definitions, load_definitions
 from syncd.pipeline import RunOptions, RunReport, run_once
 from syncd.store import Store
 
@@ -49,8 +49,12 @@ class World:
     clock: Clock
     config: Path
     settings: Settings
-    mappings: Mappings
+    definitions: Definitions
     reports: list[RunReport] = field(default_factory=list)
+
+    @property
+    def mappings(self) -> Any:
+        return self.definitions.mappings
 
     @property
     def portal(self) -> Any:
@@ -67,12 +71,12 @@ class World:
         """One pass, as `syncd run --once` makes it, a few minutes after the last."""
         self.clock.advance(minutes=advance_minutes)
         store = self.store()
-        connectors = _connectors(self.settings, self.mappings)
+        connectors = _connectors(self.settings, self.definitions.mappings)
         try:
             report = run_once(
                 store, connectors, clock=self.clock,
                 lookback=timedelta(seconds=self.settings.sync.lookback_seconds),
-                budgets={"hubspot": 1.0, "salesforce": 1.0}, mappings=self.mappings,
+                budgets={"hubspot": 1.0, "salesforce": 1.0}, definitions=self.definitions,
                 options=RunOptions(kind="dry-run" if dry_run else "once", dry_run=dry_run),
             )
         finally:
@@ -130,7 +134,7 @@ lookback = "10m"
 """, encoding="utf-8")
     settings = load_settings(config, environ={})
     world = World(hubspot, salesforce, clock, config, settings,
-                  load_mappings(settings.sync.mappings))
+                  load_definitions(settings.sync.mappings))
     try:
         yield world
     finally:

@@ -21,6 +21,7 @@ import sqlite_utils
 
 from syncd.errors import StoreError
 from syncd.model import Page, Usage
+from syncd.store.lifecycle import LifecycleStore
 from syncd.store.migrations import MIGRATIONS
 from syncd.store.outbox import OutboxStore
 from syncd.store.unified import UnifiedStore
@@ -66,6 +67,10 @@ class Store:
     @property
     def outbox(self) -> OutboxStore:
         return OutboxStore(self.db.conn)
+
+    @property
+    def lifecycle(self) -> LifecycleStore:
+        return LifecycleStore(self.db.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -261,6 +266,23 @@ class Store:
             for row in cursor:
                 record = _source_row(row)
                 found[(record["system"], record["object"], record["id"])] = record
+        return found
+
+    def first_activities(self, who_ids: list[str]) -> dict[str, tuple[str, str]]:
+        """For each Lead or Contact id, its earliest Task or Event: (CreatedDate, what)."""
+        found: dict[str, tuple[str, str]] = {}
+        for start in range(0, len(who_ids), 500):
+            chunk = who_ids[start : start + 500]
+            marks = ",".join("?" for _ in chunk)
+            for who, created, obj, kind in self.db.conn.execute(
+                "SELECT json_extract(data, '$.WhoId'), json_extract(data, '$.CreatedDate'),"
+                " object, json_extract(data, '$.Type') FROM source_record"
+                " WHERE system = 'salesforce' AND object IN ('Task', 'Event') AND deleted = 0"
+                f" AND json_extract(data, '$.WhoId') IN ({marks})",
+                chunk,
+            ):
+                if created and (who not in found or created < found[who][0]):
+                    found[who] = (created, f"{obj}{': ' + kind if kind else ''}")
         return found
 
     def last_run(self) -> int:

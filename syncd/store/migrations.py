@@ -228,6 +228,10 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ALTER TABLE entity ADD COLUMN account_id TEXT;
         CREATE INDEX entity_account ON entity (kind, account_id) WHERE account_id IS NOT NULL;
 
+        -- Sales activities by the person they are on (hand-off first touches, touchpoints).
+        CREATE INDEX source_record_who ON source_record (json_extract(data, '$.WhoId'))
+            WHERE system = 'salesforce' AND object IN ('Task', 'Event');
+
         -- HubSpot takes a lower lifecycle stage only once the value was cleared first.
         ALTER TABLE outbox ADD COLUMN clear_first TEXT NOT NULL DEFAULT '[]';
 

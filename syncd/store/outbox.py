@@ -14,7 +14,7 @@ from syncd.store.unified import SourceKey, _chunks
 
 _COLUMNS = (
     "id, system, object, kind, entity_id, operation, record_id, key_field, key, fields, "
-    "origins, associations, status, attempts, error_code, message"
+    "origins, associations, status, attempts, error_code, message, clear_first"
 )
 
 
@@ -36,6 +36,7 @@ class OutboxRow:
     error_code: str | None = None
     message: str | None = None
     id: int | None = None
+    clear_first: list[str] = field(default_factory=list)  # HubSpot: emptied before the write
 
     def same_write(self, other: OutboxRow) -> bool:
         return (
@@ -66,6 +67,7 @@ def _row(values: Sequence[Any]) -> OutboxRow:
         attempts,
         error_code,
         message,
+        clear_first,
     ) = values
     return OutboxRow(
         system,
@@ -84,6 +86,7 @@ def _row(values: Sequence[Any]) -> OutboxRow:
         error_code,
         message,
         id_,
+        json.loads(clear_first),
     )
 
 
@@ -121,7 +124,8 @@ class OutboxStore:
         self.conn.execute(
             "INSERT INTO outbox (run, system, object, kind, entity_id, operation, record_id,"
             " key_field, key, fields, origins, associations, status, attempts, error_code,"
-            " message, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " message, created_at, updated_at, clear_first)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 run,
                 row.system,
@@ -141,6 +145,7 @@ class OutboxStore:
                 row.message,
                 at,
                 at,
+                json.dumps(row.clear_first),
             ),
         )
 
@@ -166,6 +171,17 @@ class OutboxStore:
                 f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND kind IN ({marks})"
                 " ORDER BY system, object, operation, id",
                 wanted,
+            )
+        ]
+
+    def planned_creates(self, system: str, object_name: str) -> list[str]:
+        """Entities with an upsert planned (pending or parked) on this object."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT entity_id FROM outbox WHERE system = ? AND object = ?"
+                " AND operation = 'upsert'",
+                (system, object_name),
             )
         ]
 
@@ -226,7 +242,10 @@ class OutboxStore:
                 [part for key in chunk for part in key],
             ):
                 found.setdefault((system, object_, record_id), {})[field_] = (
-                    loads_exact(value), origin, int(run))
+                    loads_exact(value),
+                    origin,
+                    int(run),
+                )
         return found
 
     def remember(self, rows: Iterable[tuple[SourceKey, str, Any, str | None]], run: int) -> None:
@@ -236,8 +255,5 @@ class OutboxStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (system, object, record_id, field)"
             " DO UPDATE SET value = excluded.value, origin_at = excluded.origin_at,"
             " run = excluded.run",
-            [
-                (k[0], k[1], k[2], f, dumps(v), o, run)
-                for k, f, v, o in rows
-            ],
+            [(k[0], k[1], k[2], f, dumps(v), o, run) for k, f, v, o in rows],
         )

@@ -121,6 +121,20 @@ class UnifiedStore:
             ],
         )
 
+    def syncd_leads(self, people: Iterable[str]) -> dict[str, str]:
+        """person -> the Salesforce Lead linked to them, the oldest where there are several."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(set(people))):
+            marks = ",".join("?" for _ in chunk)
+            for person, lead in self.conn.execute(
+                "SELECT entity_id, record_id FROM link WHERE kind = 'person' AND system ="
+                f" 'salesforce' AND object = 'Lead' AND entity_id IN ({marks})"
+                " AND state IN ('live', 'converted') ORDER BY created_at DESC",
+                list(chunk),
+            ):
+                found[person] = lead
+        return found
+
     def hubspot_record(self, kind: str, entity_id: str) -> str | None:
         """The id of the entity's live HubSpot record (the oldest where there are several)."""
         row = self.conn.execute(
@@ -287,6 +301,33 @@ class UnifiedStore:
                 for row in self.conn.execute(
                     "SELECT id FROM entity WHERE kind = 'opportunity' AND merged_into IS NULL AND"
                     f" account_id IN ({marks})",
+                    list(chunk),
+                )
+            }
+        return found
+
+    def opportunities_by_person(self, people: Iterable[str]) -> dict[str, list[str]]:
+        """The opportunities on which each person holds a contact role."""
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(list(set(people))):
+            marks = ",".join("?" for _ in chunk)
+            for person, opp in self.conn.execute(
+                f"SELECT person_id, opportunity_id FROM opportunity_person"
+                f" WHERE person_id IN ({marks})",
+                list(chunk),
+            ):
+                found.setdefault(person, []).append(opp)
+        return found
+
+    def opportunities_with_roles(self, opportunities: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(list(set(opportunities))):
+            marks = ",".join("?" for _ in chunk)
+            found |= {
+                row[0]
+                for row in self.conn.execute(
+                    f"SELECT DISTINCT opportunity_id FROM opportunity_person"
+                    f" WHERE opportunity_id IN ({marks})",
                     list(chunk),
                 )
             }

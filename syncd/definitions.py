@@ -1,0 +1,36 @@
+"""Everything the mappings folder defines, loaded and checked together: the field mappings,
+the lifecycle and (with attribution) the attribution settings. `syncd check` and every pass
+load them through `load_definitions`, so that one command reports every problem in every
+file at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from syncd.errors import MappingError
+from syncd.mapping import Mappings, load_mappings
+from syncd.stages import LifecycleSettings, load_lifecycle
+
+
+@dataclass(frozen=True)
+class Definitions:
+    mappings: Mappings
+    lifecycle: LifecycleSettings
+
+
+def load_definitions(folder: Path | None) -> Definitions:
+    problems: list[str] = []
+    mappings = lifecycle = None
+    try:
+        mappings = load_mappings(folder)
+    except MappingError as error:
+        problems += error.problems
+    if folder is None or folder.is_dir():
+        try:
+            lifecycle = load_lifecycle(folder)
+        except MappingError as error:
+            problems += error.problems
+    if problems or mappings is None or lifecycle is None:
+        raise MappingError(problems)
+    return Definitions(mappings, lifecycle)

@@ -1,0 +1,73 @@
+"""The marketing-to-sales hand-off: which people syncd handed to sales as Salesforce Leads,
+when they qualified, who owns them, and when sales first touched them (a Task or Event on the
+Lead, or its Status leaving the initial value), so that `syncd report handoff` can measure the
+SLA of `[handoff] sla_hours`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from syncd.stages import LifecycleSettings
+from syncd.store import Store, iso, parse_iso
+from syncd.store.lifecycle import Handoff
+
+
+class HandoffTracker:
+    def __init__(self, store: Store, settings: LifecycleSettings, run: int, now: datetime) -> None:
+        self.store, self.settings, self.run, self.now = store, settings, run, now
+
+    def record_planned(self) -> int:
+        """A hand-off row for every person a Lead is planned for (once; kept afterwards)."""
+        people = self.store.outbox.planned_creates("salesforce", "Lead")
+        known = self.store.lifecycle.handoffs(people)
+        history = self.store.lifecycle.history(people)
+        threshold = self.settings.stage(self.settings.handoff_stage)
+        new = []
+        for person in people:
+            if person in known:
+                continue
+            reached = [
+                at
+                for stage, at in history.get(person, {}).items()
+                if (s := self.settings.stage(stage)) and threshold and s.rank >= threshold.rank
+            ]
+            new.append(Handoff(person, min(reached, default=iso(self.now)), created_by_syncd=True))
+        with self.store.transaction():
+            self.store.lifecycle.save_handoffs(new, self.run)
+        return len(new)
+
+    def refresh(self) -> None:
+        """Fill in each open hand-off's Lead, owner and first sales touch from what was pulled."""
+        lifecycle = self.store.lifecycle
+        open_ = [
+            h
+            for h in lifecycle.handoffs().values()
+            if h.lead_id is None or h.first_touch_at is None
+        ]
+        leads = self.store.unified.syncd_leads([h.person_id for h in open_])
+        lead_records = self.store.records(("salesforce", "Lead", lead) for lead in leads.values())
+        touches = self.store.first_activities(list(leads.values()))
+        changed = []
+        for handoff in open_:
+            lead_id = leads.get(handoff.person_id)
+            record = lead_records.get(("salesforce", "Lead", lead_id or ""))
+            if lead_id is None or record is None:
+                continue
+            data = record["data"]
+            before = (handoff.lead_id, handoff.owner_id, handoff.first_touch_at)
+            handoff.lead_id, handoff.owner_id = lead_id, data.get("OwnerId")
+            first = touches.get(lead_id)
+            if first is not None and _iso(first[0]) >= handoff.qualified_at:
+                handoff.first_touch_at, handoff.first_touch = _iso(first[0]), first[1]
+            elif data.get("Status") not in (None, self.settings.initial_status):
+                handoff.first_touch_at = handoff.first_touch_at or record["updated_at"]
+                handoff.first_touch = handoff.first_touch or f"Status {data.get('Status')}"
+            if (handoff.lead_id, handoff.owner_id, handoff.first_touch_at) != before:
+                changed.append(handoff)
+        with self.store.transaction():
+            lifecycle.save_handoffs(changed, self.run)
+
+
+def _iso(salesforce_time: str) -> str:
+    """`2026-01-02T03:04:05.000+0000` in the store's ISO form."""
+    return iso(parse_iso(salesforce_time.replace("+0000", "+00:00")))

@@ -1,0 +1,300 @@
+"""Unified lifecycle stages (ARCHITECTURE section 5, Lifecycle; `mappings/lifecycle.toml`).
+
+A person's stage is the highest of what the signals say: HubSpot's `lifecyclestage`,
+Salesforce's `Lifecycle_Stage__c` on live unconverted Leads and Contacts, any live Lead or
+Contact, Lead Status values, conversion, contact roles on open and won opportunities, and the
+person's stage before: stages move forward only, unless a recycle rule fires (once, when its
+condition starts to hold). A person whose HubSpot stage is `other` or unlisted keeps both stage
+fields as they are. The date each stage was first entered is kept in `stage_history`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from syncd.identity import KindSpec
+from syncd.reconcile import Sides, choose_sides
+from syncd.rules import is_blank
+from syncd.stages import LifecycleSettings, RecycleRule, Stage
+from syncd.store import Store, iso, parse_iso
+from syncd.store.unified import Entity
+
+STAGE = "_stage"  # entity field: the unified stage (HubSpot value), None when excluded
+EXCLUDED = "_stage_excluded"  # HubSpot says `other` or a stage the file does not list
+RECYCLED = "_recycled"  # rule name -> the condition it fired on
+RECYCLED_AT = "_recycled_at"
+
+
+@dataclass(frozen=True)
+class Signal:
+    stage: Stage
+    at: str  # ISO time the signal started to hold
+    source: str
+    stage_field: bool = False  # a stored stage value (can be stale), not a live fact
+
+
+@dataclass(frozen=True)
+class Opportunity:
+    id: str
+    is_closed: bool
+    is_won: bool
+    created: str | None
+    close_date: str | None
+
+
+class StageDeriver:
+    """Recomputes the stage of the people it is given; returns those whose stage moved."""
+
+    def __init__(
+        self, store: Store, settings: LifecycleSettings, spec: KindSpec, run: int, now: datetime
+    ) -> None:
+        self.store, self.settings, self.spec, self.run, self.now = store, settings, spec, run, now
+
+    def people_touched_by(self, opportunities: Iterable[str]) -> set[str]:
+        """People whose opportunity signals may have changed with these opportunities."""
+        unified = self.store.unified
+        opps = unified.entities("opportunity", opportunities)
+        roles = unified.roles_of(opps)
+        people = {person for found in roles.values() for person, _ in found}
+        if self.settings.link_mode != "contact_roles":
+            accounts = {o.account_id for o in opps.values() if o.account_id}
+            people |= {
+                p for found in unified.of_accounts("person", accounts).values() for p in found
+            }
+        return people
+
+    def derive(self, people: Iterable[str], batch: int = 2000) -> set[str]:
+        moved: set[str] = set()
+        ids = sorted(set(people))
+        for start in range(0, len(ids), batch):
+            with self.store.transaction():
+                moved |= self._derive_chunk(ids[start : start + batch])
+        return moved
+
+    def _derive_chunk(self, chunk: list[str]) -> set[str]:
+        unified = self.store.unified
+        entities = unified.entities("person", chunk)
+        links = unified.links_of("person", chunk)
+        records = self.store.records(lk.key for found in links.values() for lk in found)
+        opportunities = self._opportunities(entities)
+        history = self.store.lifecycle.history(chunk)
+        saved, entered, moved = [], [], set()
+        for person_id, entity in entities.items():
+            if entity.merged_into:
+                continue
+            sides = choose_sides(self.spec, links.get(person_id, []), records)
+            converted = [
+                records[lk.key]
+                for lk in links.get(person_id, [])
+                if lk.state == "converted" and lk.key in records
+            ]
+            result = self._stage(entity, sides, converted, opportunities.get(person_id, []))
+            fields, signals = result
+            if fields != entity.fields:
+                if fields.get(STAGE) != entity.fields.get(STAGE):
+                    moved.add(person_id)
+                saved.append(
+                    Entity(
+                        entity.kind,
+                        entity.id,
+                        entity.match_key,
+                        fields,
+                        entity.sides,
+                        None,
+                        entity.created_run,
+                        self.run,
+                        entity.account_id,
+                    )
+                )
+            entered += _first_entries(
+                person_id, fields.get(STAGE), signals, history.get(person_id, {}), self.settings
+            )
+        unified.save_entities(saved)
+        self.store.lifecycle.record_entries(entered, self.run)
+        return moved
+
+    def _stage(
+        self,
+        entity: Entity,
+        sides: Sides,
+        converted: list[dict[str, Any]],
+        opportunities: list[Opportunity],
+    ) -> tuple[dict[str, Any], list[Signal]]:
+        fields = dict(entity.fields)
+        hubspot_value = sides.hubspot["data"].get("lifecyclestage") if sides.hubspot else None
+        if not is_blank(hubspot_value) and self.settings.stage(hubspot_value) is None:
+            fields.update({STAGE: None, EXCLUDED: True})
+            return fields, []
+        fields.pop(EXCLUDED, None)
+        signals = self._signals(sides, converted, opportunities)
+        recycled = dict(fields.get(RECYCLED) or {})
+        fired = self._recycle(sides, opportunities, recycled)
+        since = fields.get(RECYCLED_AT)
+        if fired is not None:
+            since = iso(self.now)
+            fields.update({RECYCLED: recycled, RECYCLED_AT: since})
+        previous = self.settings.stage(fields.get(STAGE))
+        if previous is not None and fired is None:
+            signals.append(Signal(previous, iso(self.now), "previous stage"))
+        counted = [s for s in signals if not (s.stage_field and since and s.at <= since)]
+        if fired is not None:
+            counted.append(Signal(fired, since or iso(self.now), "recycled"))
+        best = max(counted, key=lambda s: s.stage.rank, default=None)
+        fields[STAGE] = best.stage.hubspot if best else None
+        return fields, counted
+
+    def _signals(
+        self, sides: Sides, converted: list[dict[str, Any]], opportunities: list[Opportunity]
+    ) -> list[Signal]:
+        found: list[Signal] = []
+        settings = self.settings
+
+        def add(stage_value: str | None, at: Any, source: str, stage_field: bool = False) -> None:
+            stage = settings.stage(stage_value)
+            if stage is not None:
+                found.append(Signal(stage, _instant(at) or iso(self.now), source, stage_field))
+
+        if sides.hubspot is not None:
+            data = sides.hubspot["data"]
+            value = data.get("lifecyclestage")
+            if not is_blank(value):
+                add(
+                    value,
+                    data.get(f"hs_lifecyclestage_{value}_date") or sides.hubspot["updated_at"],
+                    "HubSpot lifecyclestage",
+                    stage_field=True,
+                )
+        for record in sides.salesforce_all:
+            data = record["data"]
+            label = settings.stage_of_label(data.get("Lifecycle_Stage__c"))
+            if label is not None:
+                add(
+                    label.hubspot,
+                    record["updated_at"],
+                    "Salesforce Lifecycle_Stage__c",
+                    stage_field=True,
+                )
+            add(
+                settings.signals.get("lead_or_contact"),
+                data.get("CreatedDate"),
+                f"a Salesforce {record['object']}",
+            )
+            status = settings.lead_status.get(str(data.get("Status")))
+            if record["object"] == "Lead" and status:
+                add(status, record["updated_at"], f"Lead Status {data.get('Status')}")
+        for lead in converted:
+            add(
+                settings.signals.get("converted"),
+                lead["data"].get("ConvertedDate") or lead["updated_at"],
+                "a converted Lead",
+            )
+        for opp in opportunities:
+            if not opp.is_closed:
+                add(settings.signals.get("open_opportunity"), opp.created, "an open opportunity")
+            if opp.is_won:
+                add(settings.signals.get("won_opportunity"), opp.close_date, "a won opportunity")
+        return found
+
+    def _recycle(
+        self, sides: Sides, opportunities: list[Opportunity], recycled: dict[str, Any]
+    ) -> Stage | None:
+        """The stage a recycle rule sends the person back to, if one starts to hold now."""
+        for rule in self.settings.recycle:
+            condition = self._condition(rule, sides, opportunities)
+            if condition is None:
+                recycled.pop(rule.name, None)  # it stopped holding: it may fire again later
+            elif recycled.get(rule.name) != condition:
+                recycled[rule.name] = condition
+                return self.settings.stage(rule.to)
+        return None
+
+    def _condition(
+        self, rule: RecycleRule, sides: Sides, opportunities: list[Opportunity]
+    ) -> str | None:
+        record = sides.salesforce
+        if rule.lead_status and record is not None and record["object"] == "Lead":
+            status = str(record["data"].get("Status"))
+            if status in rule.lead_status:
+                return f"{record['id']}:{status}"
+        if rule.lost_after_days is not None and opportunities:
+            if any(o.is_won or not o.is_closed for o in opportunities):
+                return None
+            last = max(opportunities, key=lambda o: (o.close_date or "", o.id))
+            closed = _instant(last.close_date)
+            if closed and parse_iso(closed) <= self.now - timedelta(days=rule.lost_after_days):
+                return f"{last.id}:{last.close_date}"
+        return None
+
+    def _opportunities(self, people: dict[str, Entity]) -> dict[str, list[Opportunity]]:
+        """Each person's opportunities under the link mode."""
+        unified = self.store.unified
+        by_person: dict[str, set[str]] = {}
+        roles = unified.opportunities_by_person(people)
+        for person, opps in roles.items():
+            by_person.setdefault(person, set()).update(opps)
+        if self.settings.link_mode != "contact_roles":
+            accounts = {e.account_id: pid for pid, e in people.items() if e.account_id}
+            by_account = unified.of_accounts("opportunity", accounts)
+            with_roles = unified.opportunities_with_roles(
+                {o for found in by_account.values() for o in found}
+            )
+            for person_id, entity in people.items():
+                for opp in by_account.get(entity.account_id or "", []):
+                    if self.settings.link_mode == "account" or opp not in with_roles:
+                        by_person.setdefault(person_id, set()).add(opp)
+        wanted = {o for found in by_person.values() for o in found}
+        known = unified.entities("opportunity", wanted)
+        return {
+            person: [_opportunity(known[o]) for o in sorted(found) if o in known]
+            for person, found in by_person.items()
+        }
+
+
+def _opportunity(entity: Entity) -> Opportunity:
+    fields = entity.fields
+    return Opportunity(
+        entity.id,
+        bool(fields.get("_is_closed")),
+        bool(fields.get("_is_won")),
+        fields.get("_created"),
+        fields.get("_close_date"),
+    )
+
+
+def _instant(value: Any) -> str | None:
+    """An ISO UTC instant from a CRM's date, date-time or epoch-ms value."""
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if text.isdigit():
+        return iso(datetime.fromtimestamp(int(text) / 1000, tz=UTC))
+    if len(text) == 10:
+        text += "T00:00:00Z"
+    try:
+        return iso(parse_iso(text.replace("+0000", "+00:00")))
+    except ValueError:
+        return None
+
+
+def _first_entries(
+    person_id: str,
+    stage_value: Any,
+    signals: list[Signal],
+    known: dict[str, str],
+    settings: LifecycleSettings,
+) -> list[tuple[str, str, str, str]]:
+    """(person, stage, entered at, signal) for stages the person reaches for the first time:
+    each stage a signal names, up to the current one, at the earliest time a signal said so."""
+    current = settings.stage(stage_value)
+    if current is None:
+        return []
+    earliest: dict[str, Signal] = {}
+    for signal in signals:
+        if signal.stage.rank <= current.rank and signal.stage.hubspot not in known:
+            seen = earliest.get(signal.stage.hubspot)
+            if seen is None or signal.at < seen.at:
+                earliest[signal.stage.hubspot] = signal
+    return [(person_id, stage, signal.at, signal.source) for stage, signal in earliest.items()]
