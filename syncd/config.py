@@ -70,6 +70,7 @@ class SalesforceSettings(_Section):
     ca_bundle: Path | None = None
     daily_budget: float = Field(default=0.25, gt=0, le=1)
     bulk_threshold: int = Field(default=10000, ge=0)
+    lead_assignment_rules: bool = True
 
     @field_validator("instance_url", "login_url")
     @classmethod

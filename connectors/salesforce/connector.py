@@ -919,11 +919,14 @@ def create(
     fields: Mapping[str, Sequence[str]] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
-    auto_assign_leads: bool = True,
+    auto_assign_leads: bool | None = None,
 ) -> SalesforceConnector:
-    """The `syncd.connectors` entry point: a connector for `settings.salesforce`."""
+    """The `syncd.connectors` entry point: a connector for `settings.salesforce`. Leads it
+    creates go through the org's assignment rules unless `lead_assignment_rules = false`."""
+    assign = (settings.salesforce.lead_assignment_rules if auto_assign_leads is None
+              else auto_assign_leads)
     return SalesforceConnector(settings, fields=fields, sleep=sleep, monotonic=monotonic,
-                               auto_assign_leads=auto_assign_leads)
+                               auto_assign_leads=assign)
 
 
 __all__ = ["DEFAULT_FIELDS", "STREAMS", "SalesforceCallError", "SalesforceConnector", "create"]
