@@ -166,3 +166,22 @@ def test_missing_ca_bundle_file_is_reported(tmp_path: Path) -> None:
 @pytest.mark.parametrize("text,seconds", [("90s", 90), ("10m", 600), ("2h", 7200), ("1d", 86400)])
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_every_example_key_is_documented_in_the_readme() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    raw = tomllib.loads((REPO / "config.example.toml").read_text(encoding="utf-8"))
+    missing = [f"{section}.{key}" for section, keys in raw.items() for key in keys
+               if f"`{section}.{key}`" not in readme]
+    assert missing == []
+
+
+def test_every_settings_key_is_in_the_example() -> None:
+    from syncd.config import Settings
+
+    raw = tomllib.loads((REPO / "config.example.toml").read_text(encoding="utf-8"))
+    for section, model in Settings.model_fields.items():
+        if section == "source":
+            continue
+        keys = set(model.annotation.model_fields)  # type: ignore[union-attr]
+        assert keys - {"interval"} <= set(raw.get(section, {})), section
