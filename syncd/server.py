@@ -235,9 +235,11 @@ def charts_html(store: Store) -> str:
             for c in counts]
     passes = []
     for run in reversed(store.runs(RECENT_PASSES)):
-        calls = _json(run.get("summary")).get("calls") or {}
-        if isinstance(calls, dict) and calls:
-            passes.append((f"run {run['id']}", [(str(s), float(n)) for s, n in calls.items()]))
+        summary = _json(run.get("summary"))
+        calls = {key.removeprefix("calls_"): value for key, value in summary.items()
+                 if key.startswith("calls_") and isinstance(value, (int, float))}
+        if calls:
+            passes.append((f"run {run['id']}", [(s, float(n)) for s, n in sorted(calls.items())]))
     return ('<section class="charts"><h2>Charts</h2>'
             + bar_chart_svg("Rows per object", rows)
             + bar_chart_svg("API calls per pass", passes) + "</section>")

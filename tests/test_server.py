@@ -113,11 +113,11 @@ def seeded_store(path: Path) -> None:
         store.record_usage(run, Usage("hubspot", calls=7, limit=1000, remaining=993,
                                       retries=2, throttled=1))
         store.finish_run(run, START + MINUTE, "stopped", 3,
-                         {"rows": 3, "changed": 3, "pages": 1, "calls": {"hubspot": 7}},
+                         {"rows": 3, "changed": 3, "pages": 1, "calls_hubspot": 7},
                          f"Salesforce answered 500: {EVIL}")
         again = store.begin_run(START + 2 * MINUTE, "daemon", {})
         store.finish_run(again, START + 3 * MINUTE, "stopped", 3,
-                         {"rows": 0, "changed": 0, "pages": 0, "calls": {"hubspot": 2}},
+                         {"rows": 0, "changed": 0, "pages": 0, "calls_hubspot": 2},
                          f"Salesforce answered 502: {EVIL}")
     finally:
         store.close()
