@@ -165,13 +165,15 @@ def _passes_html(runs: Sequence[dict[str, Any]]) -> str:
     rows = []
     for run in runs:
         summary = _json(run.get("summary"))
-        calls = summary.get("calls") or {}
+        calls = sum(v for k, v in summary.items()
+                    if k.startswith("calls_") and isinstance(v, (int, float)))
         rows.append([run["id"], run["kind"], run["started_at"], _took(run), run["status"],
-                     summary.get("rows", ""), summary.get("changed", ""),
-                     sum(calls.values()) if isinstance(calls, dict) else "",
+                     summary.get("rows", ""), summary.get("changed", ""), calls,
+                     summary.get("pushed", ""), summary.get("rejected", ""),
                      run.get("error") or ""])
     return _table("Recent passes", ["run", "kind", "started", "took", "status", "rows read",
-                                    "rows changed", "API calls", "error"], rows,
+                                    "rows changed", "API calls", "records written", "rejected",
+                                    "error"], rows,
                   empty="No pass has run yet.")
 
 
