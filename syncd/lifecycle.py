@@ -26,6 +26,7 @@ STAGE = "_stage"  # entity field: the unified stage (HubSpot value), None when e
 EXCLUDED = "_stage_excluded"  # HubSpot says `other` or a stage the file does not list
 RECYCLED = "_recycled"  # rule name -> the condition it fired on
 RECYCLED_AT = "_recycled_at"
+RECONCILED_THROUGH = "reconciled_through_run"  # the pipeline's watermark: last complete pass
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,28 @@ class StageDeriver:
         self.store, self.settings, self.spec, self.run, self.now = store, settings, spec, run, now
 
     def people_touched_by(self, opportunities: Iterable[str]) -> set[str]:
-        """People whose opportunity signals may have changed with these opportunities."""
+        """People whose opportunity signals may have changed with these opportunities, or with
+        time alone: a lost opportunity that has just grown old enough for a `lost_after_days`
+        rule changes no record, so no pull would make its people dirty."""
+        return self._people_of(set(opportunities) | self._lost_long_enough())
+
+    def _lost_long_enough(self) -> set[str]:
+        """Lost opportunities whose close date passed a rule's N days since the last complete
+        pass (all of them on the first pass). Measured from the last *complete* pass, so a
+        pass stopped before planning finds the same ones again."""
+        lifecycle = self.store.lifecycle
+        through = int(self.store.unified.get_state(RECONCILED_THROUGH) or 0)
+        before = lifecycle.run_started_at(through) if through else None
+        found: set[str] = set()
+        for rule in self.settings.recycle:
+            if rule.lost_after_days is None:
+                continue
+            age = timedelta(days=rule.lost_after_days)
+            after = (parse_iso(before) - age).date().isoformat() if before else None
+            found.update(lifecycle.lost_opportunities(after, (self.now - age).date().isoformat()))
+        return found
+
+    def _people_of(self, opportunities: set[str]) -> set[str]:
         unified = self.store.unified
         opps = unified.entities("opportunity", opportunities)
         roles = unified.roles_of(opps)

@@ -77,13 +77,20 @@ def _settings(path: Path, doc: dict[str, Any], report: Report) -> LifecycleSetti
     for name in doc:
         if name not in SECTIONS:
             report.add(None, None, f"unknown section [{name}].{suggestion(name, SECTIONS, '[{}]')}")
-    stages = _stages(doc.get("stages"), report)
-    values = [stage.hubspot for stage in stages]
+    stages, values = _stages(doc.get("stages"), report)
     signals = _table(doc.get("signals"), "signals", report)
     handoff = _table(doc.get("handoff"), "handoff", report)
-    found = {
-        name: _stage_value(signals.get(name), "signals", name, values, report) for name in SIGNALS
-    }
+    found: dict[str, str | None] = dict.fromkeys(SIGNALS)
+    if "signals" in doc:
+        misspelt = _unknown(signals, (*SIGNALS, "link_mode", "lead_status"), "signals", report)
+        found = {
+            name: _stage_value(signals.get(name), "signals", name, values, report)
+            for name in SIGNALS
+            if name not in misspelt
+        }
+    elif not any(k not in SECTIONS and suggestion(k, ["signals"]) for k in doc):
+        # One line for the missing table, not one per signal it would have named.
+        report.add("signals", None, "missing: which stage does each signal imply?")
     lead_status = {
         str(k): v
         for k, raw in _table(signals.get("lead_status"), "signals.lead_status", report).items()
@@ -97,7 +104,6 @@ def _settings(path: Path, doc: dict[str, Any], report: Report) -> LifecycleSetti
             f'"{link_mode}" is not a link mode; use one of '
             f"{', '.join(LINK_MODES)}.{suggestion(str(link_mode), LINK_MODES)}",
         )
-    _unknown(signals, (*SIGNALS, "link_mode", "lead_status"), "signals", report)
     recycle = _recycle(_table(doc.get("recycle"), "recycle", report), values, report)
     handoff_stage = _stage_value(
         handoff.get("stage", "marketingqualifiedlead"), "handoff", "stage", values, report
@@ -124,26 +130,36 @@ def _settings(path: Path, doc: dict[str, Any], report: Report) -> LifecycleSetti
     )
 
 
-def _stages(raw: Any, report: Report) -> list[Stage]:
+def _stages(raw: Any, report: Report) -> tuple[list[Stage], list[str]]:
+    """The stages, and every HubSpot value listed (also those of stages with another
+    problem, so that one mistake in a stage is not reported again where it is named)."""
     if not isinstance(raw, list) or not raw:
         report.add("stages", None, "expected one [[stages]] table per stage, lowest first.")
-        return []
+        return [], []
     stages: list[Stage] = []
+    values: list[str] = []
     for index, item in enumerate(raw):
         where = f"stages.{index + 1}"
         if not isinstance(item, dict):
             report.add(where, None, "expected a table with hubspot and salesforce.")
             continue
-        _unknown(item, ("hubspot", "salesforce"), where, report)
+        misspelt = _unknown(item, ("hubspot", "salesforce"), where, report)
         hubspot, salesforce = item.get("hubspot"), item.get("salesforce")
         for key, value in (("hubspot", hubspot), ("salesforce", salesforce)):
-            if not isinstance(value, str) or not value.strip():
+            if (not isinstance(value, str) or not value.strip()) and key not in misspelt:
                 report.add(where, key, "expected the stage's name as text.")
-        if isinstance(hubspot, str) and any(s.hubspot == hubspot for s in stages):
+        if isinstance(hubspot, str) and hubspot in values:
             report.add(where, "hubspot", f'"{hubspot}" is listed twice.')
-        if isinstance(hubspot, str) and isinstance(salesforce, str):
+        elif isinstance(hubspot, str):
+            values.append(hubspot)
+        if isinstance(salesforce, str) and any(
+            s.salesforce.casefold() == salesforce.casefold() for s in stages
+        ):
+            # Lifecycle_Stage__c is read back by its label: two stages cannot share one.
+            report.add(where, "salesforce", f'"{salesforce}" is listed twice.')
+        elif isinstance(hubspot, str) and isinstance(salesforce, str):
             stages.append(Stage(hubspot, salesforce, len(stages)))
-    return stages
+    return stages, values
 
 
 def _recycle(raw: dict[str, Any], values: list[str], report: Report) -> tuple[RecycleRule, ...]:
@@ -153,8 +169,8 @@ def _recycle(raw: dict[str, Any], values: list[str], report: Report) -> tuple[Re
         if not isinstance(body, dict):
             report.add(where, None, "expected a table with to and lead_status or lost_after_days.")
             continue
-        _unknown(body, ("to", "lead_status", "lost_after_days"), where, report)
-        to = _stage_value(body.get("to"), where, "to", values, report)
+        misspelt = _unknown(body, ("to", "lead_status", "lost_after_days"), where, report)
+        to = None if "to" in misspelt else _stage_value(body.get("to"), where, "to", values, report)
         statuses = body.get("lead_status", [])
         days = body.get("lost_after_days")
         if not isinstance(statuses, list) or not all(isinstance(s, str) for s in statuses):
@@ -163,8 +179,10 @@ def _recycle(raw: dict[str, Any], values: list[str], report: Report) -> tuple[Re
         if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
             report.add(where, "lost_after_days", f"expected a whole number of days, got {days!r}.")
             days = None
-        if not statuses and days is None:
+        if "lead_status" not in body and "lost_after_days" not in body:
             report.add(where, None, "give lead_status or lost_after_days: when does it apply?")
+        elif body.get("lead_status") == [] and days is None:
+            report.add(where, "lead_status", "expected at least one Lead Status value.")
         if to:
             rules.append(RecycleRule(name, to, tuple(statuses), days))
     return tuple(rules)
@@ -174,6 +192,8 @@ def _stage_value(raw: Any, section: str, key: str, values: list[str], report: Re
     if raw is None:
         report.add(section, key, "missing: name a stage by its HubSpot value.")
         return None
+    if not values:
+        return None  # no usable [[stages]]: said once there, not again for every name
     if raw not in values:
         report.add(
             section, key, f'"{raw}" is not one of the [[stages]].{suggestion(str(raw), values)}'
@@ -193,7 +213,12 @@ def _table(raw: Any, section: str, report: Report) -> dict[str, Any]:
 
 def _unknown(
     table: Mapping[str, Any], allowed: tuple[str, ...], section: str, report: Report
-) -> None:
+) -> set[str]:
+    """Report unknown keys; the allowed keys they look like misspellings of."""
+    misspelt: set[str] = set()
     for key in table:
         if key not in allowed:
-            report.add(section, key, f"unknown key.{suggestion(key, allowed)}")
+            hint = suggestion(key, allowed)
+            report.add(section, key, f"unknown key.{hint}")
+            misspelt.update(a for a in allowed if hint == suggestion(key, [a]) and hint)
+    return misspelt

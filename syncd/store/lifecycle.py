@@ -47,6 +47,25 @@ class LifecycleStore:
             [(p, s, at, run, signal) for p, s, at, signal in rows],
         )
 
+    def lost_opportunities(self, closed_after: str | None, closed_through: str) -> list[str]:
+        """Live opportunities closed and lost with a close date (`YYYY-MM-DD`) after the first
+        date (if given) and up to the second, both as the reconciler stored them."""
+        lower = "" if closed_after is None else " AND json_extract(fields, '$._close_date') > ?"
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM entity WHERE kind = 'opportunity' AND merged_into IS NULL"
+                " AND json_extract(fields, '$._is_closed')"
+                " AND NOT json_extract(fields, '$._is_won')"
+                f" AND json_extract(fields, '$._close_date') <= ?{lower}",
+                [closed_through] if closed_after is None else [closed_through, closed_after],
+            )
+        ]
+
+    def run_started_at(self, run: int) -> str | None:
+        row = self.conn.execute("SELECT started_at FROM run WHERE id = ?", (run,)).fetchone()
+        return None if row is None else str(row[0])
+
     def all_history(self) -> list[dict[str, Any]]:
         cursor = self.conn.execute(
             "SELECT person_id, stage, entered_at, signal FROM stage_history"
