@@ -562,6 +562,51 @@ def test_email_click_events_page_by_offset_and_campaign_names_resolve(
     assert described["numIncluded"] == 5
 
 
+def test_submissions_added_out_of_order_still_page_newest_first(
+        hubspot_emulator: HubSpotEmulator) -> None:
+    portal = hubspot_emulator.portal
+    guid = portal.add_form("Demo request")
+    # Seeding adds people one after another, each with touches anywhere in time.
+    for n in (3, 0, 4, 1, 2):
+        portal.add_submission(guid, {"email": f"p{n}@example.com"},
+                              submitted_at=T0 + timedelta(days=n), conversion_id=f"c{n}")
+    page = raw_get(hubspot_emulator, f"/form-integrations/v1/submissions/forms/{guid}?limit=3")
+    assert [s["conversionId"] for s in page["results"]] == ["c4", "c3", "c2"]
+    portal.add_submission(guid, {"email": "late@example.com"}, submitted_at=T0 - timedelta(days=1),
+                          conversion_id="early")
+    rest = raw_get(hubspot_emulator, f"/form-integrations/v1/submissions/forms/{guid}?limit=3"
+                                     f"&after={page['paging']['next']['after']}")
+    assert [s["conversionId"] for s in rest["results"]] == ["c1", "c0", "early"]
+
+
+def test_clicks_added_out_of_order_are_served_newest_first_with_campaign_counters(
+        hubspot_emulator: HubSpotEmulator) -> None:
+    portal = hubspot_emulator.portal
+    campaign = portal.add_email_campaign("Trial nurture", campaign_id=778)
+    for n, recipient in ((2, "a@example.com"), (0, "b@example.com"), (1, "a@example.com")):
+        portal.add_click(campaign, recipient, created=T0 + timedelta(hours=n), event_id=f"e{n}")
+    events = raw_get(hubspot_emulator, "/email/public/v1/events?eventType=CLICK&limit=10")
+    assert [e["id"] for e in events["events"]] == ["e2", "e1", "e0"]
+    assert events["events"][0]["sentBy"]["created"] == events["events"][0]["created"]
+    described = raw_get(hubspot_emulator, "/email/public/v1/campaigns/778")
+    assert described["counters"]["click"] == 3 and described["numIncluded"] == 2
+    assert described["lastProcessingFinishedAt"] == int(
+        (T0 + timedelta(hours=2)).timestamp() * 1000)
+
+
+def test_timestamps_read_as_isoformat_in_utc_with_milliseconds_and_z() -> None:
+    from datetime import timezone
+
+    from connectors.hubspot.portal import iso_ms
+
+    zone = timezone(timedelta(hours=9))
+    for moment in (T0, T0.replace(microsecond=5_999), T0.astimezone(zone),
+                   datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC), T0.replace(tzinfo=None)):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        assert iso_ms(moment) == aware.astimezone(UTC).isoformat(
+            timespec="milliseconds")[:23] + "Z"
+
+
 # -- auth, rate limits, lifecycle ---------------------------------------------------------
 
 def test_wrong_token_answers_401_unauthorized(hubspot_emulator: HubSpotEmulator) -> None:

@@ -645,3 +645,111 @@ def test_a_full_query_streams_100k_leads_faster_than_5000_per_second(
     took = time.perf_counter() - started
     assert answer["totalSize"] == 100_000
     assert 100_000 / took >= 5_000, f"{100_000 / took:.0f} records/s"
+
+
+# -- the org at scale: minted ids, wire datetimes, child indexes -----------------------------
+
+
+def test_minted_ids_carry_the_checksum_of_their_first_fifteen_characters() -> None:
+    from connectors.salesforce.org import IdMaker, _base62, _checksum, to_id18
+
+    mint = IdMaker()
+    # Either side of every boundary where a base-62 digit carries into the next block.
+    for counter in (1, 61, 62, 3843, 3844, 62**4 - 1, 62**4, 62**5 - 1, 62**5, 62**6 + 12345):
+        mint.counter = counter - 1
+        minted = mint("00Q")
+        first_fifteen = f"00Q8c0{_base62(counter, 9)}"
+        assert minted == first_fifteen + _checksum(first_fifteen)
+        assert to_id18(minted) == minted
+        assert to_id18(minted[:15].lower() + minted[15:]) == minted
+
+
+def test_wire_datetimes_equal_isoformat_in_any_zone_with_or_without_milliseconds() -> None:
+    from datetime import timezone
+
+    from connectors.salesforce.org import wire_datetime
+
+    zone = timezone(timedelta(hours=-5, minutes=-30))
+    for moment in (START, START.replace(microsecond=123_999), START.astimezone(zone),
+                   datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC), START.replace(tzinfo=None)):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        expected = aware.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "+0000"
+        assert wire_datetime(moment) == expected
+
+
+def test_merging_contacts_moves_roles_members_and_tasks_of_the_loser_only() -> None:
+    from connectors.salesforce.org import Org
+
+    org = Org(clock=lambda: START)
+    account = org.insert("Account", {"Name": "Acme"})
+    campaign = org.insert("Campaign", {"Name": "Launch"})
+    master, loser, bystander = (
+        org.insert("Contact", {"LastName": name, "AccountId": account})
+        for name in ("Master", "Loser", "Bystander"))
+    deal = org.insert("Opportunity", {"Name": "Deal", "AccountId": account,
+                                      "StageName": "Prospecting", "CloseDate": "2024-06-30"})
+    role = org.insert("OpportunityContactRole", {"OpportunityId": deal, "ContactId": loser})
+    member = org.insert("CampaignMember", {"CampaignId": campaign, "ContactId": loser})
+    task = org.insert("Task", {"Subject": "Call", "WhoId": loser})
+    untouched = org.insert("Task", {"Subject": "Call", "WhoId": bystander})
+
+    org.merge("Contact", master, loser, at=START + timedelta(hours=1))
+
+    assert org.get("OpportunityContactRole", role)["ContactId"] == master
+    assert org.get("CampaignMember", member)["ContactId"] == master
+    assert org.get("Task", task)["WhoId"] == master
+    assert org.get("Task", untouched)["WhoId"] == bystander
+    assert org.get("Contact", loser)["MasterRecordId"] == master
+
+
+def test_converting_a_lead_moves_its_members_and_a_later_conversion_finds_none() -> None:
+    from connectors.salesforce.org import Org
+
+    org = Org(clock=lambda: START)
+    campaigns = [org.insert("Campaign", {"Name": f"C{n}"}) for n in range(2)]
+    lead, other = (org.insert("Lead", {"LastName": n, "Company": "Acme"}) for n in ("A", "B"))
+    mine = [org.insert("CampaignMember", {"CampaignId": c, "LeadId": lead}) for c in campaigns]
+    theirs = org.insert("CampaignMember", {"CampaignId": campaigns[0], "LeadId": other})
+
+    contact = org.convert_lead(lead, opportunity_name="Deal")["contactId"]
+
+    assert {org.get("CampaignMember", m)["ContactId"] for m in mine} == {contact}
+    assert org.get("CampaignMember", theirs)["ContactId"] is None
+    opportunity = org.get("Lead", lead)["ConvertedOpportunityId"]
+    assert org.get("Opportunity", opportunity)["CampaignId"] in campaigns
+
+
+def test_a_new_primary_role_clears_the_old_one_on_its_own_opportunity_only() -> None:
+    from connectors.salesforce.org import Org
+
+    org = Org(clock=lambda: START)
+    account = org.insert("Account", {"Name": "Acme"})
+    contact = org.insert("Contact", {"LastName": "Ada", "AccountId": account})
+    deals = [org.insert("Opportunity", {"Name": f"D{n}", "StageName": "Prospecting",
+                                        "CloseDate": "2024-06-30"}) for n in range(2)]
+    first, elsewhere = (
+        org.insert("OpportunityContactRole",
+                   {"OpportunityId": deal, "ContactId": contact, "IsPrimary": True})
+        for deal in deals)
+    second = org.insert("OpportunityContactRole",
+                        {"OpportunityId": deals[0], "ContactId": contact, "IsPrimary": True})
+
+    assert org.get("OpportunityContactRole", first)["IsPrimary"] is False
+    assert org.get("OpportunityContactRole", second)["IsPrimary"] is True
+    assert org.get("OpportunityContactRole", elsewhere)["IsPrimary"] is True
+
+
+def test_a_rolled_back_reparenting_leaves_nothing_for_a_later_merge_to_move() -> None:
+    from connectors.salesforce.org import Org
+
+    org = Org(clock=lambda: START)
+    first, second, third = (org.insert("Lead", {"LastName": n, "Company": "Acme"})
+                            for n in ("A", "B", "C"))
+    task = org.insert("Task", {"Subject": "Call", "WhoId": first})
+    with org.atomic() as rollback:
+        org.update("Task", task, {"WhoId": second})
+        rollback()
+    org.merge("Lead", third, second)  # the task no longer names the loser: it stays put
+    assert org.get("Task", task)["WhoId"] == first
+    org.merge("Lead", third, first)
+    assert org.get("Task", task)["WhoId"] == third

@@ -374,3 +374,12 @@ def test_a_restarted_sandbox_with_the_same_seed_accepts_the_same_tokens() -> Non
     assert Sandbox(seed=5).salesforce_token == Sandbox(seed=5).salesforce_token
     assert Sandbox(seed=5).salesforce_token != Sandbox(seed=6).salesforce_token
     assert Sandbox(seed=5).salesforce_token.startswith("00D")
+
+
+def test_seeding_pauses_the_garbage_collector_and_turns_it_back_on(
+        hubspot_emulator: Any, salesforce_emulator: Any) -> None:
+    import gc
+
+    assert gc.isenabled()
+    counts = Sandbox(scale=50, seed=2).seed_into(hubspot_emulator, salesforce_emulator)
+    assert gc.isenabled() and counts["people"] == 50

@@ -33,6 +33,7 @@ from connectors.hubspot.portal import (
     PRIMARY_TYPE,
     SINGULAR,
     UNLABELED_TYPE,
+    Click,
     CrmRecord,
     ObjectTable,
     Portal,
@@ -1043,19 +1044,20 @@ class HubSpotEmulator:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Form {guid} does not exist.")
         limit = _limit(request, 20, SUBMISSIONS_MAX_LIMIT)
         token = request.arg("after")
-        end = bisect.bisect_left(form.keys, _uncursor(token)) if token else len(form.keys)
+        keys, submissions = form.submissions.ordered()
+        end = bisect.bisect_left(keys, _uncursor(token)) if token else len(keys)
         begin = max(0, end - limit)
         # Newest first: walk the ascending list backwards from the cursor.
-        results = list(reversed(form.submissions[begin:end]))
+        results = [submission.wire() for submission in reversed(submissions[begin:end])]
         answer: dict[str, Any] = {"results": results}
         if begin > 0:
-            after = _cursor(form.keys[begin])
+            after = _cursor(keys[begin])
             answer["paging"] = {"next": {"after": after, "link": f"?after={after}"}}
         return Response(200, answer)
 
     def _email_events(self, request: Request) -> Response:
         limit = _limit(request, 100, EMAIL_EVENTS_MAX_LIMIT)
-        keys = self.portal.click_keys
+        keys, clicks = self.portal.clicks.ordered()
         low = bisect.bisect_left(keys, (_int_arg(request.arg("startTimestamp") or 0, "start"), 0))
         high = bisect.bisect_left(keys, (_int_arg(
             request.arg("endTimestamp") or 2**62, "end") + 1, 0))
@@ -1063,26 +1065,26 @@ class HubSpotEmulator:
         if token:
             high = min(high, bisect.bisect_left(keys, _uncursor(token)))
         wanted = self._event_filter(request)
-        events: list[dict[str, Any]] = []
+        events: list[dict[str, object]] = []
         position = high
         while position > low and len(events) < limit:
             position -= 1
-            event = self.portal.clicks[position]
-            if wanted(event):
-                events.append(event)
-        has_more = any(wanted(self.portal.clicks[i]) for i in range(position - 1, low - 1, -1))
+            click = clicks[position]
+            if wanted(click):
+                events.append(click.wire(self.portal.portal_id))
+        has_more = any(wanted(clicks[i]) for i in range(position - 1, low - 1, -1))
         offset = _cursor(keys[position]) if position < len(keys) else ""
         return Response(200, {"events": events, "offset": offset, "hasMore": has_more})
 
     @staticmethod
-    def _event_filter(request: Request) -> Callable[[dict[str, Any]], bool]:
+    def _event_filter(request: Request) -> Callable[[Click], bool]:
         kind, campaign = request.arg("eventType"), request.arg("campaignId")
         recipient = request.arg("recipient")
 
-        def wanted(event: dict[str, Any]) -> bool:
-            return ((not kind or event["type"] == kind.upper())
-                    and (not campaign or str(event["emailCampaignId"]) == campaign)
-                    and (not recipient or event["recipient"] == recipient))
+        def wanted(event: Click) -> bool:
+            return ((not kind or event.type == kind.upper())
+                    and (not campaign or str(event.campaign_id) == campaign)
+                    and (not recipient or event.recipient == recipient))
 
         return wanted
 
@@ -1095,14 +1097,13 @@ class HubSpotEmulator:
         campaign = self.portal.campaigns.get(_int_arg(campaign_id, "campaign id"))
         if campaign is None:
             raise HubSpotError(404, "OBJECT_NOT_FOUND", f"Campaign {campaign_id} not found.")
-        clicks = [e for e in self.portal.clicks if e["emailCampaignId"] == campaign.id]
-        recipients = len({e["recipient"] for e in clicks})
+        recipients = len(campaign.recipients)
         return Response(200, {
             "id": campaign.id, "appId": campaign.app_id, "appName": "Batch",
             "contentId": campaign.id, "name": campaign.name, "subject": campaign.subject,
             "type": "BATCH_EMAIL", "numIncluded": recipients, "numQueued": 0,
-            "counters": {"click": len(clicks), "sent": recipients, "delivered": recipients},
-            "lastProcessingFinishedAt": max((int(str(e["created"])) for e in clicks), default=0),
+            "counters": {"click": campaign.clicks, "sent": recipients, "delivered": recipients},
+            "lastProcessingFinishedAt": campaign.last_click,
             "processingState": "DONE",
         })
 

@@ -17,8 +17,8 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Concatenate, ParamSpec, TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Concatenate, Generic, NamedTuple, ParamSpec, TypeVar
 
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
@@ -89,15 +89,24 @@ def canonical_type(name: str) -> str | None:
     return _ALIASES.get(name.lower())
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Text of each day (`2024-01-02T`) and each second of a day (`03:04:05`) met so far: this runs
+# once per seeded record, and `isoformat` costs several times these two lookups.
+_DAY_TEXT: dict[int, str] = {}
+_SECOND_TEXT = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
+
+
 def iso_ms(moment: datetime) -> str:
     """HubSpot's timestamp text: UTC, milliseconds, `Z` (`2024-01-02T03:04:05.678Z`).
     Naive datetimes are taken as UTC."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    elif moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    # isoformat is C code: this runs once per seeded record, a million times for a big org.
-    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
+    day = _DAY_TEXT.get(delta.days)
+    if day is None:
+        day = _DAY_TEXT[delta.days] = (_EPOCH + timedelta(days=delta.days)).date().isoformat() + "T"
+    micros = delta.microseconds
+    if not micros:
+        return day + _SECOND_TEXT[delta.seconds] + ".000Z"
+    return f"{day}{_SECOND_TEXT[delta.seconds]}.{micros // 1000:03d}Z"
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -312,22 +321,103 @@ class ObjectTable:
         return (records[str(n)] for n in self.live)
 
 
+EventKey = tuple[int, int]  # (epoch ms, sequence): the order events are read in
+_E = TypeVar("_E")
+
+
+class EventLog(Generic[_E]):
+    """Events in ascending key order, read newest first by the emulator's paging.
+
+    Seeding adds events in whatever order people touch things; a sorted insert per event made
+    a large seeding quadratic, so events are appended and the log sorts itself once, on the
+    first read after an out-of-order add.
+    """
+
+    __slots__ = ("_events", "_keys", "_ordered")
+
+    def __init__(self) -> None:
+        self._keys: list[EventKey] = []
+        self._events: list[_E] = []
+        self._ordered = True
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: EventKey, event: _E) -> None:
+        if self._keys and key < self._keys[-1]:
+            self._ordered = False
+        self._keys.append(key)
+        self._events.append(event)
+
+    def ordered(self) -> tuple[list[EventKey], list[_E]]:
+        """The keys and the events, both ascending by key (sorted here if need be)."""
+        if not self._ordered:
+            keys = self._keys
+            order = sorted(range(len(keys)), key=keys.__getitem__)
+            self._keys = [keys[i] for i in order]
+            self._events = [self._events[i] for i in order]
+            self._ordered = True
+        return self._keys, self._events
+
+
+class Submission(NamedTuple):
+    """One form submission, compact: `wire()` builds the legacy API's JSON when it is read."""
+
+    conversion_id: str
+    submitted_at: int  # epoch ms
+    page_url: str
+    values: tuple[tuple[str, str], ...]
+
+    def wire(self) -> dict[str, object]:
+        return {"conversionId": self.conversion_id, "submittedAt": self.submitted_at,
+                "pageUrl": self.page_url,
+                "values": [{"name": name, "value": value} for name, value in self.values]}
+
+
+class Click(NamedTuple):
+    """One email CLICK event, compact: `wire()` builds the Email Events API's JSON."""
+
+    id: str
+    created: int  # epoch ms
+    recipient: str
+    campaign_id: int
+    app_id: int
+    url: str
+    type: str = "CLICK"
+
+    def wire(self, portal_id: int) -> dict[str, object]:
+        sent_by = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.campaign_id}/{self.recipient}")
+        return {
+            "id": self.id, "created": self.created, "type": self.type,
+            "recipient": self.recipient, "emailCampaignId": self.campaign_id,
+            "portalId": portal_id, "appId": self.app_id, "appName": "Batch", "url": self.url,
+            "sentBy": {"id": str(sent_by), "created": self.created},
+            "browser": {"name": "Google Chrome", "family": "Google Chrome", "type": "Browser"},
+            "location": {"country": "UNITED STATES", "state": "", "city": ""},
+            "userAgent": "Mozilla/5.0", "deviceType": "COMPUTER", "filteredEvent": False,
+        }
+
+
 @dataclass(slots=True)
 class Form:
     id: str
     name: str
     created_at: datetime
-    # Sorted ascending by (submittedAt ms, sequence): paging walks it backwards (newest first).
-    keys: list[tuple[int, int]] = field(default_factory=list)
-    submissions: list[dict[str, object]] = field(default_factory=list)
+    submissions: EventLog[Submission] = field(default_factory=EventLog)
 
 
 @dataclass(slots=True)
 class EmailCampaign:
+    """A marketing email, with the click counters its campaign endpoint reports (kept as
+    clicks are added, so that reading a campaign does not scan every click)."""
+
     id: int
     name: str
     subject: str
     app_id: int = 113
+    clicks: int = 0
+    recipients: set[str] = field(default_factory=set)
+    last_click: int = 0
 
 
 class Portal:
@@ -343,8 +433,7 @@ class Portal:
         self._links: dict[tuple[str, str], dict[str, dict[str, list[int]]]] = {}
         self.forms: dict[str, Form] = {}
         self.campaigns: dict[int, EmailCampaign] = {}
-        self.click_keys: list[tuple[int, int]] = []
-        self.clicks: list[dict[str, object]] = []
+        self.clicks: EventLog[Click] = EventLog()
         self._sequence = itertools.count(1)
 
     # -- records --------------------------------------------------------------------------
@@ -577,12 +666,8 @@ class Portal:
         form = self.forms[form_guid]
         conversion = conversion_id or str(uuid.uuid4())
         key = (epoch_ms(submitted_at), next(self._sequence))
-        position = bisect.bisect_left(form.keys, key)
-        form.keys.insert(position, key)
-        form.submissions.insert(position, {
-            "conversionId": conversion, "submittedAt": key[0], "pageUrl": page_url,
-            "values": [{"name": k, "value": v} for k, v in values.items()],
-        })
+        form.submissions.add(key, Submission(conversion, key[0], page_url,
+                                             tuple(values.items())))
         return conversion
 
     @_locked
@@ -597,18 +682,10 @@ class Portal:
         campaign = self.campaigns[campaign_id]
         chosen = event_id or str(uuid.uuid4())
         key = (epoch_ms(created), next(self._sequence))
-        position = bisect.bisect_left(self.click_keys, key)
-        self.click_keys.insert(position, key)
-        self.clicks.insert(position, {
-            "id": chosen, "created": key[0], "type": "CLICK", "recipient": recipient,
-            "emailCampaignId": campaign_id, "portalId": self.portal_id,
-            "appId": campaign.app_id, "appName": "Batch", "url": url,
-            "sentBy": {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{campaign_id}/{recipient}")),
-                       "created": key[0]},
-            "browser": {"name": "Google Chrome", "family": "Google Chrome", "type": "Browser"},
-            "location": {"country": "UNITED STATES", "state": "", "city": ""},
-            "userAgent": "Mozilla/5.0", "deviceType": "COMPUTER", "filteredEvent": False,
-        })
+        self.clicks.add(key, Click(chosen, key[0], recipient, campaign_id, campaign.app_id, url))
+        campaign.clicks += 1
+        campaign.recipients.add(recipient)
+        campaign.last_click = max(campaign.last_click, key[0])
         return chosen
 
 

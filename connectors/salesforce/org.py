@@ -22,21 +22,29 @@ from typing import Any
 
 from connectors.loopback import utc_now
 
+from .schema import (
+    NAME_FROM_PARTS,
+    NUMBER_TYPES,
+    STAGES,
+    STRING_TYPES,
+    FieldSpec,
+    SObjectSpec,
+    build_schema,
+    make_field,
+)
+
 Rule = Callable[[Mapping[str, Any]], str | None]
 Screen = Callable[[str, Mapping[str, Any]], bool]
 
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 _ID_CHARS = re.compile(r"^[0-9A-Za-z]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _DATETIME = re.compile(
     r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
     r"\s*(Z|[+-]\d{2}:?\d{2})?$"
 )
-_STRING_TYPES = frozenset(
-    {"string", "email", "phone", "url", "textarea", "picklist", "multipicklist", "combobox"}
-)
-_NUMBER_TYPES = frozenset({"double", "currency", "percent"})
 NOT_SUPPORTED = (
     "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure "
     "to append the '__c' after the entity name. Please reference your WSDL or the describe "
@@ -68,526 +76,6 @@ class Row(dict[str, Any]):
         return None
 
 
-# -- schema --------------------------------------------------------------------------------
-
-LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
-LEAD_STATUSES = (
-    "Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"
-)
-LIFECYCLE_STAGES = ("Subscriber", "Lead", "MQL", "SQL", "Opportunity", "Customer", "Evangelist")
-# (ApiName, DefaultProbability, IsClosed, IsWon, ForecastCategoryName), reference 2.10.
-STAGES: tuple[tuple[str, int, bool, bool, str], ...] = (
-    ("Prospecting", 10, False, False, "Pipeline"),
-    ("Qualification", 10, False, False, "Pipeline"),
-    ("Needs Analysis", 20, False, False, "Pipeline"),
-    ("Value Proposition", 50, False, False, "Pipeline"),
-    ("Id. Decision Makers", 60, False, False, "Pipeline"),
-    ("Perception Analysis", 70, False, False, "Pipeline"),
-    ("Proposal/Price Quote", 75, False, False, "Pipeline"),
-    ("Negotiation/Review", 90, False, False, "Commit"),
-    ("Closed Won", 100, True, True, "Closed"),
-    ("Closed Lost", 0, True, False, "Omitted"),
-)
-ROLES = (
-    "Business User", "Decision Maker", "Economic Buyer", "Economic Decision Maker", "Evaluator",
-    "Executive Sponsor", "Influencer", "Technical Buyer", "Other",
-)
-INDUSTRIES = (
-    "Agriculture", "Banking", "Consulting", "Education", "Finance", "Healthcare", "Insurance",
-    "Manufacturing", "Media", "Retail", "Technology", "Telecommunications", "Other",
-)
-ACTIVITY_TYPES = ("Call", "Email", "Meeting", "Other")
-NAME_FROM_PARTS = frozenset({"Lead", "Contact", "User"})
-_DEFAULT_LENGTH = {
-    "string": 255, "email": 80, "phone": 40, "url": 255, "textarea": 32000, "picklist": 255,
-    "multipicklist": 4099, "combobox": 255, "id": 18, "reference": 18,
-}
-_SOAP_TYPES = {
-    "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "date": "xsd:date",
-    "datetime": "xsd:dateTime", "currency": "xsd:double", "double": "xsd:double",
-    "percent": "xsd:double", "int": "xsd:int",
-}
-# Lookups a merge leaves alone: the loser's own merge pointer, conversion history, audit.
-_KEPT_ON_MERGE = frozenset({
-    "MasterRecordId", "ConvertedAccountId", "ConvertedContactId", "ConvertedOpportunityId",
-    "CreatedById", "LastModifiedById",
-})
-
-
-@dataclass
-class FieldSpec:
-    """One field as describe reports it, plus what the write checks need."""
-
-    name: str
-    type: str
-    label: str = ""
-    length: int = 0
-    nillable: bool = True
-    createable: bool = True
-    updateable: bool = True
-    defaulted: bool = False
-    calculated: bool = False
-    values: tuple[str, ...] = ()
-    default: Any = None
-    restricted: bool = False
-    reference_to: tuple[str, ...] = ()
-    relationship: str | None = None
-    unique: bool = False
-    external_id: bool = False
-    id_lookup: bool = False
-    name_field: bool = False
-    precision: int = 0
-    scale: int = 0
-    plain: bool = field(default=False, init=False, repr=False)
-    """Text with no check beyond its length (no email syntax, no picklist): the fast path."""
-
-    def __post_init__(self) -> None:
-        self.plain = self.type in ("string", "phone", "url", "textarea", "combobox")
-        if not self.label:
-            base = self.name.removesuffix("__c").removesuffix("Id") or self.name
-            self.label = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base).replace("_", " ")
-        if not self.length:
-            self.length = _DEFAULT_LENGTH.get(self.type, 0)
-
-    @property
-    def custom(self) -> bool:
-        return self.name.endswith("__c")
-
-    @property
-    def indexed(self) -> bool:
-        """Whether writes keep a value index (upsert and GET by external id, uniqueness)."""
-        return self.type != "id" and (self.unique or self.external_id or self.id_lookup)
-
-    @property
-    def required(self) -> bool:
-        return not self.nillable and self.createable and not self.defaulted
-
-    @property
-    def reparented_on_merge(self) -> bool:
-        return self.type == "reference" and self.name not in _KEPT_ON_MERGE
-
-    def describe(self) -> dict[str, Any]:
-        string_like = self.type in _STRING_TYPES or self.type in ("id", "reference")
-        number = self.type in _NUMBER_TYPES
-        return {
-            "name": self.name, "label": self.label, "type": self.type,
-            "length": self.length if string_like else 0,
-            "byteLength": self.length * 3 if string_like else 0,
-            "precision": (self.precision or 18) if number else 0,
-            "scale": (self.scale or 2) if number else 0,
-            "digits": 9 if self.type == "int" else 0,
-            "soapType": _SOAP_TYPES.get(self.type, "xsd:string"),
-            "updateable": self.updateable, "createable": self.createable,
-            "nillable": self.nillable, "defaultedOnCreate": self.defaulted,
-            "calculated": self.calculated, "calculatedFormula": None,
-            "unique": self.unique, "externalId": self.external_id,
-            "idLookup": self.id_lookup or self.type == "id", "caseSensitive": False,
-            "nameField": self.name_field, "autoNumber": False,
-            "filterable": self.type != "textarea", "sortable": self.type != "textarea",
-            "groupable": self.type not in ("textarea", "datetime", *_NUMBER_TYPES),
-            "custom": self.custom, "deprecatedAndHidden": False, "htmlFormatted": False,
-            "restrictedPicklist": self.restricted, "dependentPicklist": False,
-            "controllerName": None,
-            "picklistValues": [
-                {"value": value, "label": value, "active": True,
-                 "defaultValue": value == self.default, "validFor": None}
-                for value in self.values
-            ],
-            "referenceTo": list(self.reference_to),
-            "relationshipName": self.relationship,
-            "relationshipOrder": None,
-            "defaultValue": self.default if self.type == "boolean" else None,
-            "inlineHelpText": None,
-        }
-
-
-def make_field(name: str, type: str, **attributes: Any) -> FieldSpec:
-    """A field from describe-style attributes (`externalId=True`, `picklistValues=[...]`)."""
-    renames = {
-        "externalId": "external_id", "idLookup": "id_lookup", "restrictedPicklist": "restricted",
-        "referenceTo": "reference_to", "relationshipName": "relationship",
-        "defaultValue": "default", "defaultedOnCreate": "defaulted", "nameField": "name_field",
-        "picklistValues": "values",
-    }
-    options = {renames.get(key, key): value for key, value in attributes.items()}
-    for key in ("values", "reference_to"):
-        if key in options:
-            options[key] = tuple(
-                v["value"] if isinstance(v, Mapping) else v for v in options[key]
-            )
-    if options.get("external_id"):
-        options.setdefault("id_lookup", True)
-    return FieldSpec(name, type, **options)
-
-
-@dataclass
-class SObjectSpec:
-    """One sObject: its fields in describe order and the object-level flags."""
-
-    name: str
-    label: str
-    label_plural: str
-    key_prefix: str
-    fields: dict[str, FieldSpec]
-    createable: bool = True
-    updateable: bool = True
-    deletable: bool = True
-    mergeable: bool = False
-    _lower: dict[str, str] = field(default_factory=dict, init=False, repr=False)
-    defaults: dict[str, Any] = field(default_factory=dict, init=False, repr=False)
-    required: list[str] = field(default_factory=list, init=False, repr=False)
-    unique: list[str] = field(default_factory=list, init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._refresh()
-
-    def _refresh(self) -> None:
-        # Computed once per schema change, not per write: seeding a million rows reads them.
-        self._lower = {name.lower(): name for name in self.fields}
-        self.defaults = {n: s.default for n, s in self.fields.items() if s.default is not None}
-        self.required = [n for n, s in self.fields.items() if s.required]
-        self.unique = [n for n, s in self.fields.items() if s.unique]
-
-    @property
-    def has_owner(self) -> bool:
-        return "OwnerId" in self.fields
-
-    def canonical(self, name: str) -> str | None:
-        """The API name of a field (field names are case-insensitive), or None."""
-        return self._lower.get(name.lower())
-
-    def add(self, spec: FieldSpec) -> None:
-        self.fields[spec.name] = spec
-        self._refresh()
-
-    def remove(self, name: str) -> None:
-        del self.fields[name]
-        self._refresh()
-
-    def field_types(self) -> dict[str, str]:
-        return {name: spec.type for name, spec in self.fields.items()}
-
-    def full(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        """A plain copy of a stored row with every field of the schema present."""
-        return {name: row.get(name) for name in self.fields}
-
-    def urls(self, version: str) -> dict[str, str]:
-        base = f"/services/data/v{version}/sobjects/{self.name}"
-        return {
-            "sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}",
-            "compactLayouts": f"{base}/describe/compactLayouts",
-            "approvalLayouts": f"{base}/describe/approvalLayouts",
-            "listviews": f"{base}/listviews", "quickActions": f"{base}/quickActions",
-            "layouts": f"{base}/describe/layouts",
-        }
-
-    def summary(self, version: str) -> dict[str, Any]:
-        """The global-describe entry (`GET sobjects`, reference 2.4)."""
-        return {
-            "name": self.name, "label": self.label, "labelPlural": self.label_plural,
-            "keyPrefix": self.key_prefix, "custom": False, "customSetting": False,
-            "activateable": False, "createable": self.createable,
-            "updateable": self.updateable, "deletable": self.deletable, "undeletable": True,
-            "mergeable": self.mergeable, "queryable": True, "replicateable": True,
-            "retrieveable": True, "searchable": True, "triggerable": True, "layoutable": True,
-            "feedEnabled": False, "deprecatedAndHidden": False,
-            "urls": {k: v for k, v in self.urls(version).items() if k in ("sobject", "describe",
-                                                                          "rowTemplate")},
-        }
-
-    def describe(self, version: str) -> dict[str, Any]:
-        """The full describe (`GET sobjects/{Obj}/describe`, reference 2.4)."""
-        return {
-            **self.summary(version),
-            "fields": [spec.describe() for spec in self.fields.values()],
-            "childRelationships": [],
-            "recordTypeInfos": [{
-                "name": "Master", "recordTypeId": "012000000000000AAA", "available": True,
-                "defaultRecordTypeMapping": True, "master": True, "active": True,
-                "developerName": "Master",
-            }],
-            "urls": self.urls(version),
-        }
-
-
-def _text(name: str, length: int = 255, **kw: Any) -> FieldSpec:
-    return FieldSpec(name, "string", length=length, **kw)
-
-
-def _required(name: str, type_: str = "string", **kw: Any) -> FieldSpec:
-    return FieldSpec(name, type_, nillable=False, **kw)
-
-
-def _pick(name: str, values: tuple[str, ...], default: str | None = None, **kw: Any) -> FieldSpec:
-    return FieldSpec(
-        name, "picklist", values=values, default=default, defaulted=default is not None,
-        nillable=default is None, **kw,
-    )
-
-
-def _ref(name: str, *targets: str, **kw: Any) -> FieldSpec:
-    relationship = kw.pop("relationship", name.removesuffix("Id"))
-    return FieldSpec(name, "reference", reference_to=targets, relationship=relationship, **kw)
-
-
-def _flag(name: str, default: bool = False, **kw: Any) -> FieldSpec:
-    return FieldSpec(name, "boolean", nillable=False, defaulted=True, default=default, **kw)
-
-
-def _computed(spec: FieldSpec) -> FieldSpec:
-    """A field Salesforce maintains itself: readable, never written by the API."""
-    spec.createable = spec.updateable = False
-    return spec
-
-
-def _system(sobject: str, *, owner: bool = True, master: bool = False) -> list[FieldSpec]:
-    read_only: dict[str, Any] = {"createable": False, "updateable": False}
-    audit: dict[str, Any] = {"nillable": False, "defaulted": True, **read_only}
-    fields = [
-        FieldSpec("Id", "id", label=f"{sobject} ID", **audit),
-        FieldSpec("IsDeleted", "boolean", label="Deleted", default=False, **audit),
-    ]
-    if master:
-        fields.append(_ref("MasterRecordId", sobject, label="Master Record ID",
-                           relationship="MasterRecord", **read_only))
-    if owner:
-        fields.append(_ref("OwnerId", "User", label="Owner ID", relationship="Owner",
-                           nillable=False, defaulted=True))
-    fields += [
-        FieldSpec("CreatedDate", "datetime", label="Created Date", **audit),
-        _ref("CreatedById", "User", label="Created By ID", relationship="CreatedBy", **audit),
-        FieldSpec("LastModifiedDate", "datetime", label="Last Modified Date", **audit),
-        _ref("LastModifiedById", "User", label="Last Modified By ID",
-             relationship="LastModifiedBy", **audit),
-        FieldSpec("SystemModstamp", "datetime", label="System Modstamp", **audit),
-    ]
-    return fields
-
-
-def _syncd_person_fields() -> list[FieldSpec]:
-    # Custom fields an admin creates for syncd (ARCHITECTURE section 5).
-    return [
-        _pick("Lifecycle_Stage__c", LIFECYCLE_STAGES, label="Lifecycle Stage", restricted=True),
-        _text("Syncd_Id__c", label="Syncd Id", unique=True, external_id=True, id_lookup=True),
-    ]
-
-
-def _person_fields() -> list[FieldSpec]:
-    return [
-        _text("FirstName", 40, label="First Name"),
-        _required("LastName", length=80, label="Last Name"),
-        _computed(_text("Name", 121, label="Full Name", name_field=True)),
-        FieldSpec("Email", "email", id_lookup=True),
-        _text("Title", 128),
-        FieldSpec("Phone", "phone"),
-        _pick("LeadSource", LEAD_SOURCES, label="Lead Source"),
-        _flag("HasOptedOutOfEmail", label="Email Opt Out"),
-    ]
-
-
-def _lead() -> list[FieldSpec]:
-    return [
-        *_system("Lead", master=True), *_person_fields(),
-        _required("Company"),
-        FieldSpec("Website", "url"),
-        _pick("Status", LEAD_STATUSES, default=LEAD_STATUSES[0], restricted=True),
-        _pick("Industry", INDUSTRIES),
-        _pick("Rating", ("Hot", "Warm", "Cold")),
-        _computed(_flag("IsConverted", label="Converted")),
-        _computed(FieldSpec("ConvertedDate", "date", label="Converted Date")),
-        _computed(_ref("ConvertedAccountId", "Account", label="Converted Account ID")),
-        _computed(_ref("ConvertedContactId", "Contact", label="Converted Contact ID")),
-        _computed(_ref("ConvertedOpportunityId", "Opportunity",
-                       label="Converted Opportunity ID")),
-        *_syncd_person_fields(),
-    ]
-
-
-def _contact() -> list[FieldSpec]:
-    return [
-        *_system("Contact", master=True),
-        _ref("AccountId", "Account", label="Account ID"),
-        *_person_fields(),
-        FieldSpec("MobilePhone", "phone", label="Mobile Phone"),
-        _text("Department", 80),
-        *_syncd_person_fields(),
-    ]
-
-
-def _account() -> list[FieldSpec]:
-    return [
-        *_system("Account", master=True),
-        _required("Name", label="Account Name", name_field=True),
-        FieldSpec("Website", "url"),
-        FieldSpec("Phone", "phone", label="Account Phone"),
-        _pick("Industry", INDUSTRIES),
-        _pick("Type", ("Prospect", "Customer - Direct", "Customer - Channel",
-                       "Channel Partner / Reseller", "Installation Partner",
-                       "Technology Partner", "Other"), label="Account Type"),
-        _pick("AccountSource", LEAD_SOURCES, label="Account Source"),
-        _ref("ParentId", "Account", label="Parent Account ID", relationship="Parent"),
-        FieldSpec("NumberOfEmployees", "int", label="Employees"),
-        FieldSpec("AnnualRevenue", "currency", label="Annual Revenue"),
-    ]
-
-
-def _opportunity() -> list[FieldSpec]:
-    forecast = ("Omitted", "Pipeline", "Best Case", "Commit", "Closed")
-    return [
-        *_system("Opportunity"),
-        _ref("AccountId", "Account", label="Account ID"),
-        _required("Name", length=120, label="Name", name_field=True),
-        _required("StageName", "picklist", label="Stage", values=tuple(s[0] for s in STAGES),
-                  restricted=True),
-        _required("CloseDate", "date", label="Close Date"),
-        FieldSpec("Amount", "currency"),
-        FieldSpec("Probability", "percent", label="Probability (%)", defaulted=True,
-                  precision=3, scale=0),
-        _computed(_flag("IsClosed", label="Closed")),
-        _computed(_flag("IsWon", label="Won")),
-        FieldSpec("ForecastCategoryName", "picklist", label="Forecast Category",
-                  values=forecast, defaulted=True),
-        _ref("CampaignId", "Campaign", label="Primary Campaign Source"),
-        _pick("LeadSource", LEAD_SOURCES, label="Lead Source"),
-        _pick("Type", ("Existing Customer - Upgrade", "Existing Customer - Replacement",
-                       "Existing Customer - Downgrade", "New Customer"),
-              label="Opportunity Type"),
-        _text("First_Touch_Campaign__c", label="First Touch Campaign"),
-        _text("Last_Touch_Campaign__c", label="Last Touch Campaign"),
-    ]
-
-
-def _opportunity_stage() -> list[FieldSpec]:
-    read_only: dict[str, Any] = {"createable": False, "updateable": False}
-    return [
-        *_system("OpportunityStage", owner=False),
-        _text("ApiName", label="Api Name", id_lookup=True, **read_only),
-        _text("MasterLabel", label="Master Label", **read_only),
-        FieldSpec("IsActive", "boolean", label="Active", nillable=False, **read_only),
-        FieldSpec("IsClosed", "boolean", label="Closed", nillable=False, **read_only),
-        FieldSpec("IsWon", "boolean", label="Won", nillable=False, **read_only),
-        FieldSpec("DefaultProbability", "percent", label="Probability (%)", **read_only),
-        FieldSpec("ForecastCategoryName", "picklist", label="Forecast Category",
-                  values=("Omitted", "Pipeline", "Best Case", "Commit", "Closed"), **read_only),
-        FieldSpec("SortOrder", "int", label="Sort Order", **read_only),
-    ]
-
-
-def _contact_role() -> list[FieldSpec]:
-    return [
-        *_system("OpportunityContactRole", owner=False),
-        _ref("OpportunityId", "Opportunity", label="Opportunity ID", nillable=False,
-             updateable=False),
-        _ref("ContactId", "Contact", label="Contact ID", nillable=False),
-        _pick("Role", ROLES),
-        _flag("IsPrimary", label="Primary"),
-    ]
-
-
-def _campaign() -> list[FieldSpec]:
-    return [
-        *_system("Campaign"),
-        _required("Name", length=80, label="Campaign Name", name_field=True),
-        _pick("Type", ("Advertisement", "Email", "Telemarketing", "Banner Ads",
-                       "Seminar / Conference", "Public Relations", "Partners",
-                       "Referral Program", "Webinar", "Trade Show", "Direct Mail", "Other")),
-        _pick("Status", ("Planned", "In Progress", "Completed", "Aborted")),
-        FieldSpec("StartDate", "date", label="Start Date"),
-        FieldSpec("EndDate", "date", label="End Date"),
-        _flag("IsActive", label="Active"),
-        _ref("ParentId", "Campaign", label="Parent Campaign ID", relationship="Parent"),
-        FieldSpec("BudgetedCost", "currency", label="Budgeted Cost in Campaign"),
-        FieldSpec("ActualCost", "currency", label="Actual Cost in Campaign"),
-        FieldSpec("ExpectedRevenue", "currency", label="Expected Revenue in Campaign"),
-        FieldSpec("Attributed_Revenue__c", "currency", label="Attributed Revenue"),
-    ]
-
-
-def _campaign_member() -> list[FieldSpec]:
-    return [
-        *_system("CampaignMember", owner=False),
-        _ref("CampaignId", "Campaign", label="Campaign ID", nillable=False, updateable=False),
-        _ref("LeadId", "Lead", label="Lead ID", updateable=False),
-        _ref("ContactId", "Contact", label="Contact ID", updateable=False),
-        # New campaigns get the statuses "Sent" (default) and "Responded" (reference 2.10).
-        _pick("Status", ("Sent", "Responded"), default="Sent"),
-        _computed(_flag("HasResponded", label="Responded")),
-        _computed(FieldSpec("FirstRespondedDate", "date", label="First Responded Date")),
-        _computed(_ref("LeadOrContactId", "Lead", "Contact", label="Lead or Contact ID",
-                       relationship=None)),
-        _computed(_text("Type", 40, label="Member Type")),
-    ]
-
-
-def _activity(sobject: str) -> list[FieldSpec]:
-    return [
-        *_system(sobject),
-        _ref("WhoId", "Lead", "Contact", label="Name ID", relationship="Who"),
-        _ref("WhatId", "Account", "Opportunity", "Campaign", label="Related To ID",
-             relationship="What"),
-        FieldSpec("Subject", "combobox"),
-        _pick("Type", ACTIVITY_TYPES),
-        FieldSpec("Description", "textarea"),
-    ]
-
-
-def _task() -> list[FieldSpec]:
-    statuses = ("Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred")
-    return [
-        *_activity("Task"),
-        _pick("Status", statuses, default="Not Started"),
-        _pick("Priority", ("High", "Normal", "Low"), default="Normal"),
-        FieldSpec("ActivityDate", "date", label="Due Date Only"),
-        _computed(_flag("IsClosed", label="Closed")),
-    ]
-
-
-def _event() -> list[FieldSpec]:
-    return [
-        *_activity("Event"),
-        _required("StartDateTime", "datetime", label="Start Date Time"),
-        FieldSpec("EndDateTime", "datetime", label="End Date Time", defaulted=True),
-        _computed(FieldSpec("ActivityDate", "date", label="Due Date Only")),
-    ]
-
-
-def _user() -> list[FieldSpec]:
-    return [
-        *_system("User", owner=False),
-        _required("Username", length=80, unique=True, id_lookup=True),
-        _text("FirstName", 40, label="First Name"),
-        _required("LastName", length=80, label="Last Name"),
-        _computed(_text("Name", 121, label="Full Name", name_field=True)),
-        _required("Email", "email"),
-        _text("Alias", 8, defaulted=True),
-        _flag("IsActive", default=True, label="Active"),
-    ]
-
-
-def build_schema() -> dict[str, SObjectSpec]:
-    """The standard objects syncd reads and writes, with the custom fields it relies on."""
-    def spec(name: str, label: str, plural: str, prefix: str, fields: list[FieldSpec],
-             **flags: bool) -> SObjectSpec:
-        return SObjectSpec(name, label, plural, prefix, {f.name: f for f in fields}, **flags)
-
-    read_only: dict[str, Any] = {"createable": False, "updateable": False, "deletable": False}
-    specs = [
-        spec("Lead", "Lead", "Leads", "00Q", _lead(), mergeable=True),
-        spec("Contact", "Contact", "Contacts", "003", _contact(), mergeable=True),
-        spec("Account", "Account", "Accounts", "001", _account(), mergeable=True),
-        spec("Opportunity", "Opportunity", "Opportunities", "006", _opportunity()),
-        spec("OpportunityStage", "Opportunity Stage", "Opportunity Stages", "01J",
-             _opportunity_stage(), **read_only),
-        spec("OpportunityContactRole", "Opportunity Contact Role", "Opportunity Contact Roles",
-             "00K", _contact_role()),
-        spec("Campaign", "Campaign", "Campaigns", "701", _campaign()),
-        spec("CampaignMember", "Campaign Member", "Campaign Members", "00v", _campaign_member()),
-        spec("Task", "Task", "Tasks", "00T", _task()),
-        spec("Event", "Event", "Events", "00U", _event()),
-        spec("User", "User", "Users", "005", _user(), deletable=False),
-    ]
-    return {s.name: s for s in specs}
-
 
 # -- ids ---------------------------------------------------------------------------------
 
@@ -616,6 +104,8 @@ def to_id18(value: object) -> str | None:
         return value + _checksum(value)
     if len(value) != 18:
         return None
+    if value[15:] == _checksum(value[:15]):
+        return value  # already canonical: what stored ids and most clients send
     # An 18-character id is case-insensitive: its suffix restores the case of the first 15.
     restored = []
     for block, suffix_char in enumerate(value[15:].upper()):
@@ -631,6 +121,38 @@ def to_id18(value: object) -> str | None:
     return id15 + _checksum(id15)
 
 
+# Ids are minted once per record, a few million times when seeding a large org, so the low
+# five base-62 digits (and the case bits the checksum needs) come from lookup tables.
+_UPPER_DIGIT = tuple(int("A" <= c <= "Z") for c in _B62)
+_PAIRS = tuple((_B62[a] + _B62[b], _UPPER_DIGIT[a] | _UPPER_DIGIT[b] << 1)
+               for a in range(62) for b in range(62))
+_LOW_SPAN = 62**5
+
+
+class IdMaker:
+    """Fresh 18-character ids, `{prefix}8c0` and a 9-digit base-62 counter shared by every
+    prefix (as the emulator has always minted them), checksum included."""
+
+    def __init__(self) -> None:
+        self.counter = 0
+        # (prefix, counter // 62**5) -> the first ten characters and their two suffix chars.
+        self._heads: dict[tuple[str, int], tuple[str, str]] = {}
+
+    def __call__(self, prefix: str) -> str:
+        self.counter += 1
+        high, low = divmod(self.counter, _LOW_SPAN)
+        head = self._heads.get((prefix, high))
+        if head is None:
+            first_ten = f"{prefix}8c0{_base62(high, 4)}"
+            head = self._heads[(prefix, high)] = (first_ten, _checksum(first_ten + "00000")[:2])
+        first, rest = divmod(low, 3844 * 3844)
+        middle, last = divmod(rest, 3844)
+        middle_text, middle_bits = _PAIRS[middle]
+        last_text, last_bits = _PAIRS[last]
+        bits = _UPPER_DIGIT[first] | middle_bits << 1 | last_bits << 3
+        return f"{head[0]}{_B62[first]}{middle_text}{last_text}{head[1]}{_SUFFIX[bits]}"
+
+
 def _base62(number: int, width: int) -> str:
     digits = []
     while number:
@@ -642,13 +164,23 @@ def _base62(number: int, width: int) -> str:
 # -- wire values ---------------------------------------------------------------------------
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Text of each day (`2024-04-25T`) and each second of a day (`15:50:37`) met so far: every
+# record written carries a datetime, and `isoformat` costs several times these two lookups.
+_DAY_TEXT: dict[int, str] = {}
+_SECOND_TEXT = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
+
+
 def wire_datetime(moment: datetime) -> str:
-    """A datetime as the REST API writes it: UTC, milliseconds, `+0000`."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    elif moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="milliseconds")[:23] + "+0000"
+    """A datetime as the REST API writes it: UTC, milliseconds, `+0000` (naive is UTC)."""
+    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
+    day = _DAY_TEXT.get(delta.days)
+    if day is None:
+        day = _DAY_TEXT[delta.days] = (_EPOCH + timedelta(days=delta.days)).date().isoformat() + "T"
+    micros = delta.microseconds
+    if not micros:
+        return day + _SECOND_TEXT[delta.seconds] + ".000+0000"
+    return f"{day}{_SECOND_TEXT[delta.seconds]}.{micros // 1000:03d}+0000"
 
 
 def parse_datetime(text: str) -> datetime | None:
@@ -682,7 +214,7 @@ def coerce(spec: FieldSpec, value: object) -> Any:
     if value is None:
         return None
     kind = spec.type
-    if kind in _STRING_TYPES:
+    if kind in STRING_TYPES:
         return _coerce_text(spec, value)
     if kind == "boolean":
         return _coerce_boolean(spec, value)
@@ -691,7 +223,7 @@ def coerce(spec: FieldSpec, value: object) -> Any:
         if number != int(number):
             raise _bad_type(spec, value)
         return int(number)
-    if kind in _NUMBER_TYPES:
+    if kind in NUMBER_TYPES:
         return _coerce_number(spec, value)
     if kind == "date":
         return _coerce_date(spec, value)
@@ -710,7 +242,7 @@ def _coerce_text(spec: FieldSpec, value: object) -> str:
             f"{spec.label}: data value too large: {text[:40]} (max length={spec.length})",
             [spec.name],
         )
-    if spec.type == "email" and text and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", text):
+    if spec.type == "email" and text and not _EMAIL.match(text):
         raise OrgError(
             "INVALID_EMAIL_ADDRESS", f"{spec.label}: invalid email address: {text}", [spec.name]
         )
@@ -768,6 +300,11 @@ def _coerce_datetime(spec: FieldSpec, value: object) -> str:
 # -- indexes -------------------------------------------------------------------------------
 
 
+# Objects whose records' children are indexed (`Org._children`): the mergeable ones (merge
+# reparents their children), and opportunities (one primary contact role each).
+PARENT_OBJECTS = frozenset({"Lead", "Contact", "Account", "Opportunity"})
+
+
 class LookupIndex:
     """Record ids by a field's value, case-insensitively (external ids and idLookup fields).
 
@@ -819,10 +356,26 @@ class Table:
     deleted_log: list[tuple[str, str]] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
 
+    child_fields: tuple[str, ...] = ()
+    """Lookups that `Org._children` indexes: those a merge, a conversion or a primary contact
+    role follows from the parent (see `PARENT_OBJECTS`)."""
+
     def __post_init__(self) -> None:
         for spec in self.spec.fields.values():
             if spec.indexed:
                 self.indexes[spec.name] = LookupIndex()
+        self.refresh_child_fields()
+
+    def refresh_child_fields(self) -> None:
+        self.child_fields = tuple(
+            spec.name for spec in self.spec.fields.values()
+            if spec.reparented_on_merge and PARENT_OBJECTS.intersection(spec.reference_to)
+        )
+
+    def reparented(self, sobject: str) -> list[str]:
+        """The lookups to `sobject` that a merge of one of its records moves to the master."""
+        return [spec.name for spec in self.spec.fields.values()
+                if sobject in spec.reference_to and spec.reparented_on_merge]
 
 
 @dataclass
@@ -844,7 +397,7 @@ class Org:
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self.clock = clock or utc_now
-        self._counter = 0
+        self._ids = IdMaker()
         self._stamp_cache: tuple[datetime | None, str] = (None, "")
         self.org_id = self._new_id("00D")
         self.user_id = self._new_id("005")
@@ -853,6 +406,10 @@ class Org:
         self._by_lower = {name.lower(): name for name in self._tables}
         self._by_prefix = {t.spec.key_prefix: name for name, t in self._tables.items()}
         self._members: dict[tuple[str, str], str] = {}
+        # Child row ids by the parent id a lookup names (`Table.child_fields`): merge,
+        # conversion and primary contact roles read a record's children here instead of
+        # scanning every table. A value held by one child is its id, not a list (most are).
+        self._children: dict[str, str | list[str]] = {}
         self._journal: list[Callable[[], None]] | None = None
         self._describe_cache: dict[str, dict[str, Any]] = {}
         self._seed_system()
@@ -923,6 +480,7 @@ class Org:
                 if not row["IsDeleted"] and row.get(name) is not None:
                     index.add(row[name], row["Id"])
             table.indexes[name] = index
+        table.refresh_child_fields()
         self._describe_cache.clear()
 
     def remove_field(self, sobject: str, name: str) -> None:
@@ -932,6 +490,7 @@ class Org:
             raise OrgError("INVALID_FIELD", f"No such column '{name}' on sobject of type {sobject}")
         table.spec.remove(canonical)
         table.indexes.pop(canonical, None)
+        table.refresh_child_fields()
         self._describe_cache.clear()
 
     def add_validation_rule(self, sobject: str, rule: Rule) -> None:
@@ -943,7 +502,7 @@ class Org:
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
         """A copy of a record (deleted ones too) with every field of the schema."""
         table = self._table(sobject)
-        row = table.rows.get(to_id18(record_id) or "")
+        row = table.rows.get(record_id) or table.rows.get(to_id18(record_id) or "")
         if row is None:
             raise OrgError("NOT_FOUND", "The requested resource does not exist")
         return table.spec.full(row)
@@ -963,12 +522,13 @@ class Org:
     def row(self, sobject: str, record_id: str, *, writing: bool = False) -> Row:
         """A live stored row, or the error the REST API answers for that id."""
         table = self._table(sobject)
-        canonical = to_id18(record_id)
+        stored = table.rows.get(record_id)  # an id exactly as stored: no checksum work
+        canonical = record_id if stored is not None else to_id18(record_id)
         if canonical is None or not canonical.startswith(table.spec.key_prefix):
             raise OrgError(
                 "MALFORMED_ID", f"{table.spec.label} ID: id value of incorrect type: {record_id}"
             )
-        found = table.rows.get(canonical)
+        found = stored if stored is not None else table.rows.get(canonical)
         if found is None:
             raise OrgError("NOT_FOUND", "The requested resource does not exist")
         if found["IsDeleted"]:
@@ -1224,10 +784,7 @@ class Org:
         return opportunity
 
     def _latest_campaign(self, lead_id: str) -> str | None:
-        members = [
-            row for row in self._tables["CampaignMember"].rows.values()
-            if row["LeadId"] == lead_id and not row["IsDeleted"]
-        ]
+        members = self._live_members(lead_id)
         if not members:
             return None
         return str(max(members, key=lambda row: (row["CreatedDate"], row["Id"]))["CampaignId"])
@@ -1235,13 +792,31 @@ class Org:
     def _move_members_to_contact(self, lead_id: str, contact: str, moment: datetime) -> None:
         table = self._tables["CampaignMember"]
         stamp = self._stamp(moment)
-        for old in list(table.rows.values()):
-            if old["LeadId"] == lead_id and not old["IsDeleted"]:
-                row = Row(old)
-                row["ContactId"] = contact
-                self._touch(row, stamp)
-                self._derive("CampaignMember", row, {"ContactId": contact}, stamp)
-                self._commit(table, row, old)
+        for old in self._live_members(lead_id):
+            row = Row(old)
+            row["ContactId"] = contact
+            self._touch(row, stamp)
+            self._derive("CampaignMember", row, {"ContactId": contact}, stamp)
+            self._commit(table, row, old)
+
+    def _live_members(self, lead_id: str) -> list[Row]:
+        return [row for table, row in self._children_of(lead_id)
+                if table.spec.name == "CampaignMember" and row["LeadId"] == lead_id
+                and not row["IsDeleted"]]
+
+    def _children_of(self, parent_id: str) -> list[tuple[Table, Row]]:
+        """Rows whose indexed lookups name `parent_id` (deleted ones too), in the order they
+        came to name it; a snapshot, so the caller may rewrite them."""
+        held = self._children.get(parent_id)
+        if held is None:
+            return []
+        found = []
+        for child_id in [held] if isinstance(held, str) else list(held):
+            table = self._tables[self._by_prefix[child_id[:3]]]
+            row = table.rows.get(child_id)
+            if row is not None:
+                found.append((table, row))
+        return found
 
     def _mark_converted(
         self, lead: Row, account: str, contact: str, opportunity: str | None, moment: datetime
@@ -1258,20 +833,13 @@ class Org:
 
     def _reparent(self, sobject: str, loser: str, master: str, stamp: str) -> None:
         """Point every lookup to the merge loser at the master (merge semantics)."""
-        for table in self._tables.values():
-            names = [
-                spec.name for spec in table.spec.fields.values()
-                if sobject in spec.reference_to and spec.reparented_on_merge
-            ]
-            if not names:
-                continue
-            for old in list(table.rows.values()):
-                moved = {name: master for name in names if old.get(name) == loser}
-                if moved:
-                    row = Row(old)
-                    row.update(moved)
-                    self._touch(row, stamp)
-                    self._commit(table, row, old)
+        for table, old in self._children_of(loser):
+            moved = {name: master for name in table.reparented(sobject) if old.get(name) == loser}
+            if moved:
+                row = Row(old)
+                row.update(moved)
+                self._touch(row, stamp)
+                self._commit(table, row, old)
 
     # -- the write pipeline --
 
@@ -1283,12 +851,15 @@ class Org:
         for key, value in fields.items():
             if key == "attributes":
                 continue
-            name = spec.canonical(key)
-            if name is None:
-                raise OrgError(
-                    "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}"
-                )
-            field_spec = spec.fields[name]
+            field_spec = spec.fields.get(key)  # the exact API name, else case-insensitively
+            if field_spec is None:
+                name = spec.canonical(key)
+                if name is None:
+                    raise OrgError(
+                        "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}"
+                    )
+                field_spec = spec.fields[name]
+            name = field_spec.name
             if not (field_spec.createable if creating else field_spec.updateable):
                 raise OrgError(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
@@ -1297,10 +868,16 @@ class Org:
                     "profile or permission set.",
                     [name],
                 )
-            if type(value) is str and field_spec.plain and len(value) <= field_spec.length:
-                wire: Any = value  # the common case, checked without the general coercion
-            else:
-                wire = coerce(field_spec, value)
+            if type(value) is str and len(value) <= field_spec.length:
+                # The common cases, checked without the general coercion: plain text, an
+                # id as stored, a known picklist value.
+                if field_spec.plain:
+                    changes[name] = value
+                    continue
+                if field_spec.type == "picklist" and value in field_spec.values:
+                    changes[name] = value
+                    continue
+            wire: Any = coerce(field_spec, value)
             if field_spec.type == "reference" and wire is not None:
                 wire = self._reference(field_spec, wire)
             elif field_spec.restricted and wire is not None and wire not in field_spec.values:
@@ -1406,14 +983,15 @@ class Org:
 
     def _commit(self, table: Table, row: Row, old: Row | None) -> None:
         self._put(table, row, old)
-        self._remember(lambda: self._put(table, old, row))
+        if self._journal is not None:
+            self._journal.append(lambda: self._put(table, old, row))
         if table.spec.name == "OpportunityContactRole" and row["IsPrimary"]:
             self._one_primary_role(table, row)
 
     def _one_primary_role(self, table: Table, primary: Row) -> None:
         """An opportunity has at most one primary contact role: setting one clears the rest."""
-        for old in list(table.rows.values()):
-            same = old["OpportunityId"] == primary["OpportunityId"]
+        for held, old in self._children_of(str(primary["OpportunityId"])):
+            same = held is table and old["OpportunityId"] == primary["OpportunityId"]
             if same and old["IsPrimary"] and old["Id"] != primary["Id"] and not old["IsDeleted"]:
                 row = Row(old)
                 row["IsPrimary"] = False
@@ -1432,10 +1010,62 @@ class Org:
                 self._members.pop(_membership(old), None)
             if row is not None and not row["IsDeleted"]:
                 self._members[_membership(row)] = row["Id"]
+        if table.child_fields:
+            self._index_children(table.child_fields, row, old)
         if row is not None:
             table.rows[row["Id"]] = row
         elif old is not None:
             table.rows.pop(old["Id"], None)
+
+    def _add_children(self, names: tuple[str, ...], row: Row) -> None:
+        """`_index_children` for a new row: the common case, without the set arithmetic."""
+        child_id: str = row["Id"]
+        children = self._children
+        last = None
+        for name in names:
+            parent = row[name]
+            if parent is None or parent == last:  # LeadOrContactId repeats LeadId
+                continue
+            last = parent
+            held = children.get(parent)
+            if held is None:
+                children[parent] = child_id
+            elif isinstance(held, str):
+                if held != child_id:
+                    children[parent] = [held, child_id]
+            elif held[-1] != child_id:
+                held.append(child_id)
+
+    def _index_children(self, names: tuple[str, ...], row: Row | None, old: Row | None) -> None:
+        """Keep `_children` in step with a row's lookups (deleted rows stay indexed: a merge
+        moves their lookups too)."""
+        if old is None and row is not None:
+            self._add_children(names, row)
+            return
+        before: set[str] = set() if old is None else {
+            str(old[name]) for name in names if old.get(name) is not None}
+        after: set[str] = set() if row is None else {
+            str(row[name]) for name in names if row.get(name) is not None}
+        if before == after:
+            return
+        child_id = str(row["Id"] if row is not None else old["Id"] if old is not None else "")
+        children = self._children
+        for parent in after - before:
+            held = children.get(parent)
+            if held is None:
+                children[parent] = child_id
+            elif isinstance(held, str):
+                children[parent] = [held, child_id]
+            else:
+                held.append(child_id)
+        for parent in before - after:
+            held = children.get(parent)
+            if held == child_id:
+                del children[parent]
+            elif isinstance(held, list) and child_id in held:
+                held.remove(child_id)
+                if len(held) == 1:
+                    children[parent] = held[0]
 
     def _touch(self, row: Row, stamp: str) -> None:
         row["LastModifiedDate"] = row["SystemModstamp"] = stamp
@@ -1455,9 +1085,7 @@ class Org:
         return text
 
     def _new_id(self, prefix: str) -> str:
-        self._counter += 1
-        id15 = f"{prefix}8c0{_base62(self._counter, 9)}"
-        return id15 + _checksum(id15)
+        return self._ids(prefix)
 
     def new_id(self, prefix: str) -> str:
         """A fresh id with a key prefix (jobs `750`, query locators `01g`)."""
