@@ -468,9 +468,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         click.echo("syncd: interrupted.", err=True)
         return EXIT_STOPPED
     except click.ClickException as exc:
-        where = exc.ctx.command_path if isinstance(exc, click.UsageError) and exc.ctx else "syncd"
-        message = " ".join(exc.format_message().split())
-        click.echo(f"{where}: {message} See `{where} --help`.", err=True)
+        where = (
+            exc.ctx.command_path
+            if isinstance(exc, click.UsageError) and exc.ctx
+            else _command_path(argv if argv is not None else sys.argv[1:])
+        )
+        click.echo(f"{where}: {_usage_line(exc)} See `{where} --help`.", err=True)
         return EXIT_USAGE
     except SyncdError as exc:
         log.debug("command failed", exc_info=True)
@@ -488,3 +491,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_STOPPED
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _usage_line(exc: click.ClickException) -> str:
+    """Click's message as one sentence: a bare `syncd` names the commands instead of pasting the
+    whole help text into the error line."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and exc.ctx is not None:
+        names = ", ".join(sorted(cli.list_commands(exc.ctx)))
+        return f"give a command: {names}."
+    message = " ".join(exc.format_message().split())
+    return message if message.rstrip(")").endswith((".", "?", "!")) else message + "."
+
+
+def _command_path(argv: Sequence[str]) -> str:
+    """`syncd run` for an error click raises without a context (an option missing its value):
+    the line still names the command typed."""
+    named = next((arg for arg in argv if not arg.startswith("-")), None)
+    return f"syncd {named}" if named in cli.commands else "syncd"

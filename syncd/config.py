@@ -15,6 +15,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -57,7 +58,7 @@ class HubSpotSettings(_Section):
 
 class SalesforceSettings(_Section):
     instance_url: str = "https://example.my.salesforce.com"
-    api_version: str = Field(default="59.0", pattern=r"^\d{2}\.0$")
+    api_version: str = "59.0"
     auth: Literal["token", "jwt", "client_credentials", "password"] = "token"
     access_token: SecretStr | None = None
     consumer_key: str | None = None
@@ -77,6 +78,13 @@ class SalesforceSettings(_Section):
     def _https_url(cls, value: str) -> str:
         return _checked_url(value)
 
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{2}\.0", value):
+            raise ValueError(f'expected a REST API version such as "59.0", got "{value}"')
+        return value
+
 
 class SyncSettings(_Section):
     mappings: Path | None = None
@@ -84,11 +92,19 @@ class SyncSettings(_Section):
     interval: str | None = None
     lookback: str = "10m"
 
-    @field_validator("lookback", "interval")
+    @field_validator("lookback")
     @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("interval")
+    @classmethod
+    def _period(cls, value: str | None) -> str | None:
+        # A zero interval would start the next pass the instant one ends: a busy loop on the
+        # CRMs' allowance, never what an admin means.
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError(f'expected a period longer than 0s such as "5m", got "{value}"')
         return value
 
     @field_validator("schedule")
@@ -148,7 +164,6 @@ _PATH_KEYS = {
     ("sync", "mappings"),
 }
 _SECRET_KEYS = {"access_token", "client_secret", "password"}
-_MUST_EXIST = _PATH_KEYS - {("store", "path")}
 _CREDENTIALS = {
     "token": ("access_token",),
     "jwt": ("consumer_key", "username", "private_key_file"),
@@ -158,13 +173,22 @@ _CREDENTIALS = {
 
 
 def _checked_url(value: str) -> str:
-    if not re.match(r"^https://[^\s/]+", value):
+    if not re.match(r"^https://[^\s/]+", value) or re.search(r"\s", value):
         raise ValueError(f'expected an https:// URL, got "{value}"')
+    try:
+        urlsplit(value).port  # noqa: B018 - raises on a port that is not 0-65535
+    except ValueError:
+        raise ValueError(
+            f'expected an https:// URL with a port from 1 to 65535, got "{value}"'
+        ) from None
     return value.rstrip("/")
 
 
 def config_path(option: str | None) -> Path:
     """The config file to read: `--config`, else `SYNCD_CONFIG`, else `./config.toml`."""
+    if option is not None and not option.strip():
+        # An empty --config (an unset shell variable) must not quietly mean ./config.toml.
+        raise ConfigError(["--config: empty path. Pass the file, e.g. --config config.toml."])
     return Path(option or os.environ.get("SYNCD_CONFIG") or DEFAULT_CONFIG)
 
 
@@ -180,12 +204,13 @@ def load_settings(
     problems: list[str] = []
     unset: dict[tuple[str, str], str] = {}
     sections = _structure(raw, path, env, problems, unset)
-    for section, key in _apply_overrides(sections, env, path, problems):
+    origins = _apply_overrides(sections, env, problems)
+    for section, key in origins:
         unset.pop((section, key), None)
     problems.extend(unset.values())
     reported = set(unset)
-    _resolve_paths(sections, path.parent, path, problems)
-    settings = _validate(sections, path, problems)
+    _resolve_paths(sections, path.parent, path, problems, origins)
+    settings = _validate(sections, path, problems, origins)
     if settings is not None and require_credentials:
         problems.extend(_missing_credentials(settings, env, path, reported))
     if problems or settings is None:
@@ -225,8 +250,52 @@ def _structure(
             problems.append(f"{path}: [{name}] must be a table (a [{name}] header), got a value.")
         else:
             for key, value in body.items():
+                mistyped = _literal_type_problem(_SECTIONS[name], key, value)
+                if mistyped:
+                    problems.append(f"{path} [{name}] {key}: {mistyped}")
+                    continue
                 sections[name][key] = _interpolate(value, (name, key), path, env, unset)
     return sections
+
+
+_KINDS: dict[Any, tuple[tuple[type, ...], str]] = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "a whole number"),
+    float: ((int, float), "a number"),
+}
+
+
+def _literal_type_problem(model: type[_Section], key: str, value: Any) -> str | None:
+    """A number or boolean key written as text or as the wrong kind in the file.
+
+    TOML is typed, so `port = "9464"` or `port = true` is a mistake the file can show; pydantic's
+    lax mode would quietly turn them into 9464 and 1. Environment overrides and `${VAR}` values
+    are text by nature and stay lax."""
+    field = model.model_fields.get(key)
+    if field is None or field.annotation not in _KINDS:
+        return None
+    kinds, word = _KINDS[field.annotation]
+    if isinstance(value, str) and _ENV_REF.search(value):
+        return None
+    if isinstance(value, kinds) and (field.annotation is bool or not isinstance(value, bool)):
+        return None
+    if isinstance(value, str):
+        unquoted = _parses_as(value, field.annotation)
+        hint = " Write it without quotes." if unquoted else ""
+        return f'expected {word}, got the text "{value}".{hint}'
+    if isinstance(value, (dict, list)):
+        return f"expected {word}, got a {'table' if isinstance(value, dict) else 'list'}."
+    shown = str(value).lower() if isinstance(value, bool) else str(value)
+    return f"expected {word}, got {shown}."
+
+
+def _parses_as(text: str, kind: Any) -> bool:
+    try:
+        parsed = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return False
+    kinds = _KINDS[kind][0]
+    return isinstance(parsed, kinds) and (kind is bool or not isinstance(parsed, bool))
 
 
 def _interpolate(
@@ -253,24 +322,31 @@ def _interpolate(
 
 
 def _apply_overrides(
-    sections: dict[str, dict[str, Any]], env: Mapping[str, str], path: Path, problems: list[str]
-) -> list[tuple[str, str]]:
-    """Secrets files, then `SYNCD_<SECTION>__<KEY>` variables, over the file; the keys set."""
-    applied = []
+    sections: dict[str, dict[str, Any]], env: Mapping[str, str], problems: list[str]
+) -> dict[tuple[str, str], str]:
+    """Secrets files, then `SYNCD_<SECTION>__<KEY>` variables, over the file: the keys set, each
+    with where its value came from, so that a bad value is reported there and not in a file
+    that never held it."""
+    applied: dict[tuple[str, str], str] = {}
     secrets_dir = Path(env.get("SYNCD_SECRETS_DIR", "/run/secrets"))
     for section, model in _SECTIONS.items():
         for key in model.model_fields:
             secret = secrets_dir / f"syncd_{section}_{key}"
             if secret.is_file():
-                sections[section][key] = secret.read_text(encoding="utf-8").strip()
-                applied.append((section, key))
+                try:
+                    sections[section][key] = secret.read_text(encoding="utf-8").strip()
+                except (OSError, UnicodeDecodeError) as exc:
+                    # The error names the file and the reason, never the bytes it holds.
+                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                    problems.append(f"secrets file {secret}: cannot be read ({reason}).")
+                applied[section, key] = f"secrets file {secret}"
     for name, value in env.items():
         if not name.startswith("SYNCD_") or "__" not in name:
             continue
         section, _, key = name[len("SYNCD_") :].lower().partition("__")
         if section in _SECTIONS and key in _SECTIONS[section].model_fields:
             sections[section][key] = value
-            applied.append((section, key))
+            applied[section, key] = f"environment {name}"
         else:
             problems.append(
                 f"environment {name}: no key [{section}] {key} in the config."
@@ -279,8 +355,17 @@ def _apply_overrides(
     return applied
 
 
+def _place(path: Path, section: str, key: str, origins: Mapping[tuple[str, str], str]) -> str:
+    """Where a key's value was written: the override that set it, else the file's section."""
+    return origins.get((section, key)) or f"{path} [{section}] {key}"
+
+
 def _resolve_paths(
-    sections: dict[str, dict[str, Any]], folder: Path, path: Path, problems: list[str]
+    sections: dict[str, dict[str, Any]],
+    folder: Path,
+    path: Path,
+    problems: list[str],
+    origins: Mapping[tuple[str, str], str],
 ) -> None:
     for section, key in _PATH_KEYS:
         value = sections[section].get(key)
@@ -291,19 +376,42 @@ def _resolve_paths(
             continue
         resolved = Path(value) if Path(value).is_absolute() else folder / value
         sections[section][key] = resolved
-        if (section, key) in _MUST_EXIST and not resolved.exists():
-            problems.append(f"{path} [{section}] {key}: {resolved} does not exist.")
+        problem = _path_problem(section, key, resolved)
+        if problem:
+            problems.append(f"{_place(path, section, key, origins)}: {problem}")
+
+
+def _path_problem(section: str, key: str, resolved: Path) -> str | None:
+    """What is wrong with a path key's target, caught here so that a run fails before it opens
+    the store or a connection (exit 2, nothing written) rather than halfway."""
+    if (section, key) == ("store", "path"):
+        if resolved.is_dir():
+            return f"{resolved} is a folder. Name the store file, e.g. {resolved / 'syncd.db'}."
+        parent = next((p for p in resolved.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            return f"{parent} is a file, not a folder, so the store cannot be created there."
+        return None
+    if not resolved.exists():
+        return f"{resolved} does not exist."
+    if (section, key) == ("sync", "mappings") and not resolved.is_dir():
+        return f"{resolved} is a file. Name the folder that holds the mapping files."
+    if (section, key) != ("sync", "mappings") and resolved.is_dir():
+        return f"{resolved} is a folder. Name the PEM file itself."
+    return None
 
 
 def _validate(
-    sections: dict[str, dict[str, Any]], path: Path, problems: list[str]
+    sections: dict[str, dict[str, Any]],
+    path: Path,
+    problems: list[str],
+    origins: Mapping[tuple[str, str], str],
 ) -> Settings | None:
     built: dict[str, Any] = {}
     for name, model in _SECTIONS.items():
         try:
             built[name] = model.model_validate(sections[name])
         except ValidationError as exc:
-            problems.extend(_describe(exc, name, model, path))
+            problems.extend(_describe(exc, name, model, path, origins))
     if len(built) < len(_SECTIONS):
         return None
     sync = built["sync"]
@@ -313,7 +421,13 @@ def _validate(
     return Settings(source=path, **built)
 
 
-def _describe(exc: ValidationError, section: str, model: type[_Section], path: Path) -> list[str]:
+def _describe(
+    exc: ValidationError,
+    section: str,
+    model: type[_Section],
+    path: Path,
+    origins: Mapping[tuple[str, str], str],
+) -> list[str]:
     lines = []
     for error in exc.errors():
         key = ".".join(str(part) for part in error["loc"]) or "?"
@@ -321,14 +435,37 @@ def _describe(exc: ValidationError, section: str, model: type[_Section], path: P
             hint = _suggest(key, model.model_fields)
             lines.append(f"{path} [{section}] {key}: unknown key.{hint}")
             continue
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = _plain(error["type"], error.get("ctx") or {}) or str(error["msg"])
+        message = message.removeprefix("Value error, ")
         seen = error.get("input")
         secret = isinstance(seen, (dict, list, SecretStr)) or key in _SECRET_KEYS
         echoed = seen is None or secret or f'"{seen}"' in message
-        shown = "" if echoed else f' (got "{seen}")'
-
-        lines.append(f"{path} [{section}] {key}: {message}{shown}.")
+        quoted = f'"{seen}"' if isinstance(seen, str) else str(seen)
+        shown = "" if echoed else f" (got {quoted})"
+        place = _place(path, section, str(error["loc"][0]) if error["loc"] else key, origins)
+        lines.append(f"{place}: {message}{shown}.")
     return lines
+
+
+def _plain(kind: str, ctx: Mapping[str, Any]) -> str | None:
+    """pydantic's commonest complaints in an admin's words; None keeps pydantic's own."""
+    bounds = {
+        "less_than_equal": ("must be at most", "le"),
+        "less_than": ("must be less than", "lt"),
+        "greater_than": ("must be more than", "gt"),
+        "greater_than_equal": ("must be at least", "ge"),
+    }
+    if kind in bounds and bounds[kind][1] in ctx:
+        words, name = bounds[kind]
+        return f"{words} {ctx[name]}"
+    return {
+        "string_type": "expected text in quotes",
+        "int_parsing": "expected a whole number",
+        "int_from_float": "expected a whole number",
+        "float_parsing": "expected a number",
+        "bool_parsing": "expected true or false",
+        "literal_error": f"expected one of {ctx.get('expected', '')}",
+    }.get(kind)
 
 
 def _missing_credentials(
