@@ -309,7 +309,9 @@ def _first_entries(
     settings: LifecycleSettings,
 ) -> list[tuple[str, str, str, str]]:
     """(person, stage, entered at, signal) for stages the person reaches for the first time:
-    each stage a signal names, up to the current one, at the earliest time a signal said so."""
+    each stage a signal names, up to the current one, at the earliest time a signal said so -
+    but never before a lower stage was entered (a contact role on an opportunity older than the
+    Lead does not make the person an opportunity before they were a lead)."""
     current = settings.stage(stage_value)
     if current is None:
         return []
@@ -319,4 +321,14 @@ def _first_entries(
             seen = earliest.get(signal.stage.hubspot)
             if seen is None or signal.at < seen.at:
                 earliest[signal.stage.hubspot] = signal
-    return [(person_id, stage, signal.at, signal.source) for stage, signal in earliest.items()]
+    entries = []
+    floor = ""
+    for stage in settings.stages[: current.rank + 1]:
+        if stage.hubspot in known:
+            floor = max(floor, known[stage.hubspot])
+        elif stage.hubspot in earliest:
+            signal = earliest[stage.hubspot]
+            at = max(signal.at, floor)
+            entries.append((person_id, stage.hubspot, at, signal.source))
+            floor = at
+    return entries

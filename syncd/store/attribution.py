@@ -4,19 +4,19 @@ method takes or returns many rows at once."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["AttributionStore", "CreditRow", "TouchRow"]
 
 _CHUNK = 500
 
 
-@dataclass(frozen=True)
-class TouchRow:
-    """One `touchpoint` row; `at` is ISO 8601 UTC text (sorts in time order)."""
+class TouchRow(NamedTuple):
+    """One `touchpoint` row; `at` is ISO 8601 UTC text (sorts in time order). A named tuple:
+    a full build makes a million of them."""
 
     id: str
     person_id: str | None
@@ -27,8 +27,7 @@ class TouchRow:
     source_id: str
 
 
-@dataclass(frozen=True)
-class CreditRow:
+class CreditRow(NamedTuple):
     opportunity_id: str
     model: str
     touchpoint_id: str
@@ -53,10 +52,13 @@ def _touch(row: tuple[Any, ...]) -> TouchRow:
     return TouchRow(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
 
-# A won opportunity in the unified dataset: its stage (HubSpot's vocabulary) is closedwon.
+
+# A won opportunity: Salesforce's IsWon (kept by reconcile as `_is_won`), or for an opportunity
+# without a Salesforce record, its unified stage (HubSpot's vocabulary) being closedwon.
 _WON = (
-    "JOIN entity e ON e.kind = 'opportunity' AND e.id = c.opportunity_id"
-    " AND json_extract(e.fields, '$.stage') = 'closedwon'"
+    "CROSS JOIN entity e ON e.kind = 'opportunity' AND e.id = c.opportunity_id"
+    " AND coalesce(json_extract(e.fields, '$._is_won'),"
+    " json_extract(e.fields, '$.stage') = 'closedwon')"
 )
 
 
@@ -123,6 +125,37 @@ class AttributionStore:
     def touchpoint_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM touchpoint").fetchone()[0])
 
+    # source records and links, by id ----------------------------------------------------------
+    # `(system, object, id) IN (VALUES ...)` makes SQLite scan the whole table; one object at a
+    # time with `id IN (...)` searches the primary key.
+
+    def source_rows(self, system: str, obj: str, ids: Iterable[str]) -> list[dict[str, Any]]:
+        """Source records of one object by id, shaped like `Store.changed_records` rows."""
+        found: list[dict[str, Any]] = []
+        for chunk in _chunks(set(ids)):
+            for row in self.conn.execute(
+                "SELECT id, deleted, merged_into, data, pulled_run FROM source_record"
+                f" WHERE system = ? AND object = ? AND id IN ({_marks(chunk)})",
+                [system, obj, *chunk],
+            ):
+                found.append({
+                    "system": system, "object": obj, "id": row[0], "deleted": bool(row[1]),
+                    "merged_into": row[2], "data": json.loads(row[3]), "pulled_run": row[4],
+                })
+        return found
+
+    def linked(self, system: str, obj: str, ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """Record id -> (entity id, link state) of one object's links."""
+        found: dict[str, tuple[str, str]] = {}
+        for chunk in _chunks(set(ids)):
+            for record_id, entity_id, state in self.conn.execute(
+                "SELECT record_id, entity_id, state FROM link"
+                f" WHERE system = ? AND object = ? AND record_id IN ({_marks(chunk)})",
+                [system, obj, *chunk],
+            ):
+                found[record_id] = (entity_id, state)
+        return found
+
     # what changed -------------------------------------------------------------------------
 
     def entities_updated(self, kind: str, after_run: int) -> set[str]:
@@ -184,36 +217,6 @@ class AttributionStore:
                     chunk,
                 )
             ]
-        return found
-
-    def contacts_of_accounts(self, account_ids: Iterable[str]) -> dict[str, list[str]]:
-        """Salesforce Account id -> its live Contacts' ids (not deleted, not merged away)."""
-        found: dict[str, list[str]] = {}
-        for chunk in _chunks(set(account_ids)):
-            for contact, account in self.conn.execute(
-                "SELECT id, json_extract(data, '$.AccountId') FROM source_record"
-                " WHERE system = 'salesforce' AND object = 'Contact' AND deleted = 0"
-                " AND merged_into IS NULL"
-                f" AND json_extract(data, '$.AccountId') IN ({_marks(chunk)}) ORDER BY id",
-                chunk,
-            ):
-                found.setdefault(account, []).append(contact)
-        return found
-
-    def accounts_of_contacts(self, contact_ids: Iterable[str]) -> set[str]:
-        """The Salesforce Account ids these Contacts belong to."""
-        found: set[str] = set()
-        for chunk in _chunks(set(contact_ids)):
-            found |= {
-                row[0]
-                for row in self.conn.execute(
-                    "SELECT json_extract(data, '$.AccountId') FROM source_record"
-                    " WHERE system = 'salesforce' AND object = 'Contact'"
-                    f" AND id IN ({_marks(chunk)})",
-                    chunk,
-                )
-                if row[0]
-            }
         return found
 
     # credits and their inputs -------------------------------------------------------------
@@ -317,9 +320,11 @@ class AttributionStore:
     def won_by_label(self, model: str, labels: Iterable[str] | None) -> list[tuple[str, float]]:
         """(lower-cased label, credited amount) of won opportunities' credits under `model`,
         for these lower-cased labels (None: every label)."""
+        # CROSS JOIN keeps this order: the touches first (few, for a few labels), then their
+        # credits through the credit_touchpoint index.
         query = (
-            "SELECT lower(t.label), c.amount FROM credit c"
-            f" JOIN touchpoint t ON t.id = c.touchpoint_id {_WON} WHERE c.model = ?"
+            "SELECT lower(t.label), c.amount FROM touchpoint t"
+            f" CROSS JOIN credit c ON c.touchpoint_id = t.id {_WON} WHERE c.model = ?"
         )
         return [
             row for rows in self._filtered(query, "lower(t.label)", [model], labels) for row in rows
@@ -328,8 +333,8 @@ class AttributionStore:
     def won_by_person(self, model: str, people: Iterable[str] | None) -> list[tuple[str, float]]:
         """(person, credited amount) of won opportunities' credits under `model`."""
         query = (
-            "SELECT t.person_id, c.amount FROM credit c"
-            f" JOIN touchpoint t ON t.id = c.touchpoint_id {_WON}"
+            "SELECT t.person_id, c.amount FROM touchpoint t"
+            f" CROSS JOIN credit c ON c.touchpoint_id = t.id {_WON}"
             " WHERE c.model = ? AND t.person_id IS NOT NULL"
         )
         return [

@@ -21,6 +21,7 @@ import sqlite_utils
 
 from syncd.errors import StoreError
 from syncd.model import Page, Usage
+from syncd.store.attribution import AttributionStore
 from syncd.store.lifecycle import LifecycleStore
 from syncd.store.migrations import MIGRATIONS
 from syncd.store.outbox import OutboxStore
@@ -71,6 +72,10 @@ class Store:
     @property
     def lifecycle(self) -> LifecycleStore:
         return LifecycleStore(self.db.conn)
+
+    @property
+    def attribution(self) -> AttributionStore:
+        return AttributionStore(self.db.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -1,0 +1,269 @@
+"""The attribution models (ARCHITECTURE section 5, "Attribution"): pure functions, no I/O.
+
+A touch is one touchpoint of one of an opportunity's people. `window_for` gives the span of time
+whose touches count, `milestones` picks the first, lead creation, opportunity creation and close
+touches, and `shares` splits one opportunity between its touches under one model. Shares are
+`Decimal`s quantized to 12 places that add up to exactly 1; `allocate` turns them into cents
+that add up to exactly the opportunity's amount.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+__all__ = [
+    "KIND_ORDER",
+    "LEAD_KINDS",
+    "MILESTONES",
+    "MODELS",
+    "SALES_KINDS",
+    "AttributionSettings",
+    "CustomWeights",
+    "Touch",
+    "Window",
+    "allocate",
+    "in_window",
+    "milestones",
+    "ordered",
+    "shares",
+    "shares_of_ordered",
+    "window_for",
+]
+
+# Touches at one instant are ordered by kind, in this order, then by source id as text.
+KIND_ORDER = ("campaign_response", "email_click", "event", "form_submission", "task")
+LEAD_KINDS = frozenset({"form_submission", "campaign_response"})
+SALES_KINDS = frozenset({"task", "event"})
+MILESTONES = ("first", "lead_creation", "opportunity_creation", "close")
+MODELS = (
+    "first_touch",
+    "last_touch",
+    "linear",
+    "u_shaped",
+    "w_shaped",
+    "full_path",
+    "time_decay",
+    "custom",
+)
+LINK_MODES = ("contact_roles", "account", "hybrid")
+
+_QUANTUM = 10**12  # shares carry 12 decimal places: far below a cent on any real amount
+_HALF_LIFE = timedelta(days=7)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class Touch:
+    id: str
+    at: datetime
+    kind: str
+    label: str
+    sales: bool
+    source_id: str
+
+
+@dataclass(frozen=True)
+class Window:
+    """Both ends included."""
+
+    start: datetime
+    end: datetime
+
+    def holds(self, at: datetime) -> bool:
+        return self.start <= at <= self.end
+
+
+@dataclass(frozen=True)
+class CustomWeights:
+    """The `custom` model: a share per milestone and one for the rest, adding up to 1."""
+
+    first: Decimal = Decimal("0.3")
+    lead_creation: Decimal = Decimal("0.3")
+    opportunity_creation: Decimal = Decimal("0.3")
+    close: Decimal = Decimal("0")
+    rest: Decimal = Decimal("0.1")
+
+    def as_integers(self) -> tuple[dict[str, int], int]:
+        """(milestone weights, rest weight) as integers over one common denominator."""
+        values = [getattr(self, name) for name in (*MILESTONES, "rest")]
+        places = max(0, *(-int(v.as_tuple().exponent) for v in values))
+        scaled = [int(v.scaleb(places)) for v in values]
+        return dict(zip(MILESTONES, scaled[:-1], strict=True)), scaled[-1]
+
+
+@dataclass(frozen=True)
+class AttributionSettings:
+    """What `mappings/attribution.toml` says."""
+
+    lookback_days: int = 365
+    link_mode: str = "hybrid"
+    include_sales_touches: bool = True
+    written_model: str = "w_shaped"
+    custom: CustomWeights = CustomWeights()
+
+    def fingerprint(self) -> str:
+        """Everything that changes credits, as text: part of each opportunity's input digest."""
+        weights = self.custom
+        return (
+            f"{self.lookback_days}|{self.link_mode}|{self.include_sales_touches}|"
+            f"{weights.first}|{weights.lead_creation}|{weights.opportunity_creation}|"
+            f"{weights.close}|{weights.rest}"
+        )
+
+
+# Milestone shares and the rest of each milestone model (ARCHITECTURE's table), in thousandths:
+# integer arithmetic keeps every share exact and is fast enough for a million touches.
+_PER_MILLE = 1000
+_MILESTONE_MODELS: Mapping[str, tuple[dict[str, int], int]] = {
+    "first_touch": ({"first": 1000}, 0),
+    "last_touch": ({"close": 1000}, 0),
+    "u_shaped": ({"first": 400, "lead_creation": 400}, 200),
+    "w_shaped": ({"first": 300, "lead_creation": 300, "opportunity_creation": 300}, 100),
+    "full_path": ({name: 225 for name in MILESTONES}, 100),
+}
+
+
+def _sort_key(touch: Touch) -> tuple[datetime, int, str, str]:
+    kind = KIND_ORDER.index(touch.kind) if touch.kind in KIND_ORDER else len(KIND_ORDER)
+    # The touch id last: one record is one touch, so this only keeps the order total.
+    return (touch.at, kind, touch.source_id, touch.id)
+
+
+def ordered(touches: Iterable[Touch]) -> list[Touch]:
+    """By time, then kind (KIND_ORDER), then source id compared as text."""
+    return sorted(touches, key=_sort_key)
+
+
+def window_for(
+    created: datetime, close: date | None, is_closed: bool, run_start: datetime, lookback_days: int
+) -> Window:
+    """From exactly `lookback_days` x 24 h before CreatedDate to the end of CloseDate (UTC) for a
+    closed opportunity, or to the run's start for an open one (or a closed one without a date)."""
+    start = created - timedelta(hours=24 * lookback_days)
+    if is_closed and close is not None:
+        end = datetime.combine(close, time(23, 59, 59, 999000), tzinfo=UTC)
+    else:
+        end = run_start
+    return Window(start, end)
+
+
+def in_window(touches: Iterable[Touch], window: Window) -> list[Touch]:
+    return ordered(t for t in touches if window.holds(t.at))
+
+
+def milestones(touches_in_window: Sequence[Touch], created: datetime) -> dict[str, Touch | None]:
+    """first (the earliest), lead_creation (the earliest form submission or campaign response),
+    opportunity_creation (the latest touch at or before `created`), close (the latest)."""
+    touches = ordered(touches_in_window)
+    return {
+        "first": touches[0] if touches else None,
+        "lead_creation": next((t for t in touches if t.kind in LEAD_KINDS), None),
+        "opportunity_creation": next((t for t in reversed(touches) if t.at <= created), None),
+        "close": touches[-1] if touches else None,
+    }
+
+
+def shares(
+    model: str,
+    touches: Sequence[Touch],
+    window: Window,
+    created: datetime,
+    weights: CustomWeights | None = None,
+) -> dict[str, Decimal]:
+    """Touch id -> share of the opportunity under `model`, for the touches inside `window`
+    (touches outside it are left out). The shares add up to exactly 1; {} without touches."""
+    return shares_of_ordered(model, in_window(touches, window), created, weights)
+
+
+def shares_of_ordered(
+    model: str, inside: Sequence[Touch], created: datetime, weights: CustomWeights | None = None
+) -> dict[str, Decimal]:
+    """`shares` for touches already inside the window and `ordered` (sorted once, shared by
+    every model of one opportunity)."""
+    inside = list(inside)
+    if not inside:
+        return {}
+    if model == "linear":
+        exact = {t.id: 1 for t in inside}
+    elif model == "time_decay":
+        exact = _time_decay(inside)
+    elif model == "custom":
+        exact = _milestone_split(inside, created, *(weights or CustomWeights()).as_integers())
+    elif model in _MILESTONE_MODELS:
+        exact = _milestone_split(inside, created, *_MILESTONE_MODELS[model])
+    else:
+        raise ValueError(f"unknown attribution model {model!r} (one of {', '.join(MODELS)})")
+    return _quantized(exact, [t.id for t in inside])
+
+
+def _milestone_split(
+    touches: list[Touch], created: datetime, weights: Mapping[str, int], rest: int
+) -> dict[str, int]:
+    """Integer weights proportional to the shares (each milestone weight is multiplied by the
+    number of touches the rest is split among, so that the split is exact)."""
+    found = milestones(touches, created)
+    held: dict[str, int] = {}
+    for name, weight in weights.items():
+        touch = found[name]
+        if weight == 0:
+            continue  # a milestone this model does not weigh: its touch is one of the rest
+        if touch is None:
+            rest += weight  # a milestone with no touch adds its share to the rest
+        else:
+            held[touch.id] = held.get(touch.id, 0) + weight
+    others = [t.id for t in touches if t.id not in held] or list(held)
+    split = {t.id: held.get(t.id, 0) * len(others) for t in touches}
+    for touch_id in others:
+        split[touch_id] += rest
+    return split
+
+
+def _time_decay(touches: list[Touch]) -> dict[str, int]:
+    # Weight 2^(-age/7 days) with age measured back from the window's end. Normalizing cancels
+    # the common factor 2^(-(end - latest)/7 days), so ages are taken from the latest touch:
+    # the same shares, no underflow for old touches, and shares that do not move as an open
+    # opportunity's window end (the run's start) moves. Weights are scaled to integers.
+    latest = touches[-1].at
+    return {t.id: int(2.0 ** (62 - (latest - t.at) / _HALF_LIFE)) for t in touches}
+
+
+def _quantized(weights: Mapping[str, int], order: Sequence[str]) -> dict[str, Decimal]:
+    """Integer weights -> Decimal shares of 12 places adding up to exactly 1 (largest
+    remainder, ties to the earlier touch)."""
+    total = sum(weights.values())
+    units = {key: weights[key] * _QUANTUM // total for key in order}
+    spare = _QUANTUM - sum(units.values())
+    if spare:
+        remainders = {key: weights[key] * _QUANTUM % total for key in order}
+        _hand_out(units, remainders, spare, order)
+    return {key: Decimal(units[key]).scaleb(-12) for key in order}
+
+
+def _hand_out(
+    units: dict[str, int], remainders: Mapping[str, int], spare: int, order: Sequence[str]
+) -> None:
+    """One more unit each to the `spare` largest remainders, ties to the earlier in `order`."""
+    position = {key: index for index, key in enumerate(order)}
+    rank = sorted(order, key=lambda key: (-remainders[key], position[key]))
+    for key in rank[:spare]:
+        units[key] += 1
+
+
+def allocate(touch_shares: Mapping[str, Decimal], amount: Decimal | None) -> dict[str, Decimal]:
+    """Share x amount in cents, adding up to exactly the amount rounded to cents: the cents
+    lost to rounding go to the largest remainders (ties to the larger share, then the earlier
+    touch), so the result is the same on every run."""
+    total = (amount or Decimal(0)).quantize(_CENT, ROUND_HALF_EVEN)
+    cents = int(abs(total) * 100)
+    units = {key: int(share.scaleb(12)) for key, share in touch_shares.items()}
+    order = sorted(units, key=lambda key: -units[key])
+    whole = {key: units[key] * cents // _QUANTUM for key in order}
+    spare = cents - sum(whole.values())
+    if spare:
+        remainders = {key: units[key] * cents % _QUANTUM for key in order}
+        _hand_out(whole, remainders, spare, order)
+    sign = -1 if total < 0 else 1
+    return {key: Decimal(sign * whole[key]).scaleb(-2) for key in touch_shares}

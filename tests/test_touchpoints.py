@@ -1,0 +1,177 @@
+"""Touchpoints built from both emulators' records (ARCHITECTURE section 5, "Touchpoints"):
+kinds, labels and times as specified, tied to unified people, kept up to date incrementally."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from syncd.store import Store, iso
+from syncd.store.attribution import AttributionStore, TouchRow
+from syncd.touchpoints import TouchReport, refresh_touchpoints
+from tests.harness import World
+
+
+def _sf_time(world: World, days_ago: float) -> str:
+    return (world.clock.now - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def refresh(world: World, store: Store) -> TouchReport:
+    """A pass, then the touchpoints of what it pulled."""
+    after = world.reports[-1].run if world.reports else 0
+    world.sync()
+    return refresh_touchpoints(store, after, world.reports[-1].run)
+
+
+def touches(store: Store) -> dict[str, TouchRow]:
+    ids = [row[0] for row in store.db.execute("SELECT id FROM touchpoint")]
+    return AttributionStore(store.db.conn).touchpoints(ids)
+
+
+def person_of_contact(store: Store, contact_id: str) -> str:
+    key = ("salesforce", "Contact", contact_id)
+    return store.unified.links([key])[key].entity_id
+
+
+def test_every_kind_of_touch_has_its_label_time_and_person(world: World) -> None:
+    org, portal, now = world.org, world.portal, world.clock.now
+    ada = org.insert("Contact", {"LastName": "Lovelace", "Email": "ada@example.com"})
+    webinar = org.insert("Campaign", {"Name": "Spring Webinar"})
+    member = org.insert("CampaignMember", {"CampaignId": webinar, "ContactId": ada,
+                                           "Status": "Responded"}, at=now - timedelta(days=3))
+    call = org.insert("Task", {"WhoId": ada, "Subject": "Call", "Type": "Call"},
+                      at=now - timedelta(days=2))
+    note = org.insert("Task", {"WhoId": ada, "Subject": "Note"}, at=now - timedelta(days=2))
+    meeting = org.insert("Event", {"WhoId": ada, "Subject": "Demo",
+                                   "StartDateTime": _sf_time(world, 1),
+                                   "EndDateTime": _sf_time(world, 0.9)})
+    form = portal.add_form("Contact us")
+    submission = portal.add_submission(form, {"email": " Ada@Example.com "},
+                                       submitted_at=now - timedelta(days=5))
+    news = portal.add_email_campaign("Newsletter")
+    click = portal.add_click(news, "ADA@example.com", created=now - timedelta(days=4))
+    store = world.store()
+    try:
+        report = refresh(world, store)
+        person = person_of_contact(store, ada)
+        expected = {
+            f"hubspot:form_submissions:{submission}": (
+                "form_submission", "Contact us", now - timedelta(days=5), False),
+            f"hubspot:email_events:{click}": (
+                "email_click", "Newsletter", now - timedelta(days=4), False),
+            # A campaign response counts at 00:00 UTC of its FirstRespondedDate.
+            f"salesforce:CampaignMember:{member}": (
+                "campaign_response", "Spring Webinar",
+                (now - timedelta(days=3)).replace(hour=0, minute=0), False),
+            f"salesforce:Task:{call}": ("task", "Sales: Call", now - timedelta(days=2), True),
+            f"salesforce:Task:{note}": ("task", "Sales: Task", now - timedelta(days=2), True),
+            f"salesforce:Event:{meeting}": (
+                "event", "Sales: Event", now - timedelta(days=1), True),
+        }
+        found = touches(store)
+        assert {tid: (r.kind, r.label, r.at, r.sales) for tid, r in found.items()} == {
+            tid: (kind, label, iso(at), sales) for tid, (kind, label, at, sales) in
+            expected.items()}
+        assert {r.person_id for r in found.values()} == {person}
+        assert report.written == 6 and report.people == {person}
+    finally:
+        store.close()
+
+
+def test_only_responded_campaign_members_are_touches(world: World) -> None:
+    org = world.org
+    ada = org.insert("Contact", {"LastName": "Lovelace", "Email": "ada@example.com"})
+    campaign = org.insert("Campaign", {"Name": "Roadshow"})
+    member = org.insert("CampaignMember", {"CampaignId": campaign, "ContactId": ada,
+                                           "Status": "Sent"})
+    store = world.store()
+    try:
+        refresh(world, store)
+        assert touches(store) == {}
+        world.clock.advance(minutes=1)
+        org.update("CampaignMember", member, {"Status": "Responded"})
+        refresh(world, store)
+        assert [r.label for r in touches(store).values()] == ["Roadshow"]
+    finally:
+        store.close()
+
+
+def test_a_renamed_campaign_relabels_its_responses(world: World) -> None:
+    org = world.org
+    ada = org.insert("Contact", {"LastName": "Lovelace", "Email": "ada@example.com"})
+    campaign = org.insert("Campaign", {"Name": "Roadshow"})
+    org.insert("CampaignMember", {"CampaignId": campaign, "ContactId": ada,
+                                  "Status": "Responded"})
+    store = world.store()
+    try:
+        refresh(world, store)
+        world.clock.advance(minutes=1)
+        org.update("Campaign", campaign, {"Name": "Roadshow 2026"})
+        report = refresh(world, store)
+        assert [r.label for r in touches(store).values()] == ["Roadshow 2026"]
+        assert report.written == 1
+    finally:
+        store.close()
+
+
+def test_a_converted_leads_touches_stay_with_the_person(world: World) -> None:
+    org = world.org
+    lead = org.insert("Lead", {"LastName": "Lovelace", "Company": "Engines",
+                               "Email": "ada@example.com"})
+    campaign = org.insert("Campaign", {"Name": "Roadshow"})
+    org.insert("CampaignMember", {"CampaignId": campaign, "LeadId": lead,
+                                  "Status": "Responded"})
+    call = org.insert("Task", {"WhoId": lead, "Subject": "Call", "Type": "Call"})
+    store = world.store()
+    try:
+        refresh(world, store)
+        world.clock.advance(minutes=1)
+        converted = org.convert_lead(lead)
+        refresh(world, store)
+        person = person_of_contact(store, str(converted["contactId"]))
+        found = touches(store)
+        assert {r.label for r in found.values()} == {"Roadshow", "Sales: Call"}
+        # The Task still names the Lead: its link points at the person now.
+        assert found[f"salesforce:Task:{call}"].person_id == person
+        assert {r.person_id for r in found.values()} == {person}
+    finally:
+        store.close()
+
+
+def test_a_touch_of_an_unknown_person_is_kept_and_tied_once_they_exist(world: World) -> None:
+    portal = world.portal
+    news = portal.add_email_campaign("Newsletter")
+    click = portal.add_click(news, "stranger@example.com",
+                             created=world.clock.now - timedelta(days=1))
+    store = world.store()
+    try:
+        refresh(world, store)
+        tid = f"hubspot:email_events:{click}"
+        assert touches(store)[tid].person_id is None
+        portal.create("contacts", {"email": "stranger@example.com"})
+        report = refresh(world, store)
+        person = store.unified.by_match_key("person", ["stranger@example.com"])
+        assert touches(store)[tid].person_id == person["stranger@example.com"]
+        assert report.people == {person["stranger@example.com"]}
+    finally:
+        store.close()
+
+
+def test_a_deleted_record_removes_its_touch_and_a_quiet_pass_writes_nothing(
+    world: World,
+) -> None:
+    org = world.org
+    ada = org.insert("Contact", {"LastName": "Lovelace", "Email": "ada@example.com"})
+    call = org.insert("Task", {"WhoId": ada, "Subject": "Call", "Type": "Call"})
+    keep = org.insert("Task", {"WhoId": ada, "Subject": "Call", "Type": "Email"})
+    store = world.store()
+    try:
+        refresh(world, store)
+        quiet = refresh(world, store)
+        assert (quiet.written, quiet.dropped, quiet.people) == (0, 0, set())
+        world.clock.advance(minutes=1)
+        org.delete("Task", call)
+        report = refresh(world, store)
+        assert set(touches(store)) == {f"salesforce:Task:{keep}"}
+        assert report.dropped == 1 and report.people == {person_of_contact(store, ada)}
+    finally:
+        store.close()
