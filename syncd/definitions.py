@@ -1,5 +1,5 @@
 """Everything the mappings folder defines, loaded and checked together: the field mappings,
-the lifecycle and (with attribution) the attribution settings. `syncd check` and every pass
+the lifecycle and the attribution settings. `syncd check` and every pass
 load them through `load_definitions`, so that one command reports every problem in every
 file at once."""
 
@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from syncd.attribution import AttributionSettings
+from syncd.attribution_mapping import load_attribution
 from syncd.errors import MappingError
 from syncd.mapping import Mappings, load_mappings
 from syncd.stages import LifecycleSettings, load_lifecycle
@@ -17,11 +19,12 @@ from syncd.stages import LifecycleSettings, load_lifecycle
 class Definitions:
     mappings: Mappings
     lifecycle: LifecycleSettings
+    attribution: AttributionSettings
 
 
 def load_definitions(folder: Path | None) -> Definitions:
     problems: list[str] = []
-    mappings = lifecycle = None
+    mappings = lifecycle = attribution = None
     try:
         mappings = load_mappings(folder)
     except MappingError as error:
@@ -31,6 +34,10 @@ def load_definitions(folder: Path | None) -> Definitions:
             lifecycle = load_lifecycle(folder)
         except MappingError as error:
             problems += error.problems
-    if problems or mappings is None or lifecycle is None:
+        try:
+            attribution = load_attribution(folder)
+        except MappingError as error:
+            problems += error.problems
+    if problems or mappings is None or lifecycle is None or attribution is None:
         raise MappingError(problems)
-    return Definitions(mappings, lifecycle)
+    return Definitions(mappings, lifecycle, attribution)

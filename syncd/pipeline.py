@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from syncd.connector import Connector, Window
+from syncd.credits import compute_credits, desired_writes
 from syncd.definitions import Definitions
 from syncd.errors import (
     EXIT_OK,
@@ -35,6 +36,7 @@ from syncd.plan import Planner
 from syncd.push import PushReport, push
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
+from syncd.touchpoints import refresh_touchpoints
 
 log = logging.getLogger("syncd.pipeline")
 RECONCILED_THROUGH = "reconciled_through_run"
@@ -73,6 +75,7 @@ class RunReport:
     pushed: PushReport = field(default_factory=PushReport)
     rejected: int = 0
     stages_moved: int = 0
+    attributed: int = 0
 
     def summary(self) -> dict[str, Any]:
         summary: dict[str, Any] = {
@@ -88,6 +91,7 @@ class RunReport:
             summary["created"] = sum(self.pushed.created.values())
             summary["rejected"] = self.rejected
             summary["stages_moved"] = self.stages_moved
+            summary["opportunities_attributed"] = self.attributed
         return summary
 
 
@@ -220,7 +224,14 @@ def _sync(
         dirty["person"] |= deriver.people_touched_by(dirty.get("opportunity", set()))
         report.stages_moved = len(deriver.derive(dirty["person"]))
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
-    planner = Planner(store, mappings, run, at, lifecycle)
+    touches = refresh_touchpoints(store, after, run)
+    credits = compute_credits(
+        store, definitions.attribution, report.started_at, run, touched=touches.people
+    )
+    report.attributed = len(credits.recomputed)
+    dirty["opportunity"] |= credits.recomputed
+    dirty["person"] |= credits.people if not credits.full else set(unified.entity_ids("person"))
+    planner = Planner(store, mappings, run, at, lifecycle, definitions.attribution)
     for kind in ("account", "person"):
         report.planned[kind] = planner.plan(kind, dirty.get(kind, set()))
     tracker.record_planned()
@@ -233,8 +244,13 @@ def _sync(
         dirty.get("person", set()), dirty.get("account", set())
     )
     report.planned["opportunity"] = planner.plan("opportunity", touched)
+    report.planned["campaign"] = planner.plan_campaigns(
+        desired_writes(store, definitions.attribution, credits).campaign_revenue
+    )
     if not options.dry_run:
-        report.pushed.add(push(store, connectors, ("opportunity",), run, after_chunk=checkpoint))
+        report.pushed.add(
+            push(store, connectors, ("opportunity", "campaign"), run, after_chunk=checkpoint)
+        )
     tracker.refresh()
     with store.transaction():
         unified.set_state(RECONCILED_THROUGH, str(run))

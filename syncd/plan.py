@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from syncd.attribution import AttributionSettings
 from syncd.identity import KindSpec, spec_for
 from syncd.lifecycle import STAGE
 from syncd.mapping import EntityMapping, FieldMapping, Mappings
@@ -23,6 +25,13 @@ from syncd.store import Store
 from syncd.store.outbox import OutboxRow
 from syncd.store.unified import Entity
 from syncd.transforms import is_valid_email
+from syncd.writeback import (
+    PERSON_REVENUE,
+    Attributed,
+    campaign_rows,
+    opportunity_fields,
+    revenue_field,
+)
 
 SYNCD_ID_PROPERTY = "syncd_id"
 SYNCD_ID_FIELD = "Syncd_Id__c"
@@ -45,27 +54,78 @@ class Context:
 
 
 def plan_entity(
-    mapping: EntityMapping, entity: Entity, sides: Sides, written: Written, context: Context
+    mapping: EntityMapping,
+    entity: Entity,
+    sides: Sides,
+    written: Written,
+    context: Context,
+    attributed: Attributed | None = None,
 ) -> list[OutboxRow]:
     """The outbox rows that bring both systems to this entity's unified values: at most one
-    row per target record (mapped fields, lifecycle stage and associations together)."""
+    row per target record (mapped fields, lifecycle stage, attribution and associations
+    together)."""
     rows: dict[tuple[str, str, str], OutboxRow] = {}
-    for system in ("hubspot", "salesforce"):
-        row = _update(mapping, entity, sides, system, written, context)
-        if row is not None:
-            rows[(row.system, row.object, row.record_id or "")] = row
-    for row in _stage_rows(entity, sides, written, context):
+
+    def merge(row: OutboxRow) -> None:
         key = (row.system, row.object, row.record_id or "")
         if key in rows:
             rows[key].fields.update(row.fields)
             rows[key].clear_first += row.clear_first
         else:
             rows[key] = row
-    creates = [
-        _hubspot_create(mapping, entity, sides, context),
-        _handoff_lead(mapping, entity, sides, context),
-    ]
+
+    for system in ("hubspot", "salesforce"):
+        row = _update(mapping, entity, sides, system, written, context)
+        if row is not None:
+            merge(row)
+    for row in [
+        *_stage_rows(entity, sides, written, context),
+        *_attribution_rows(entity, sides, attributed),
+    ]:
+        merge(row)
+    create = _hubspot_create(mapping, entity, sides, context)
+    if create is not None and attributed is not None:
+        create.fields.update(_attribution_fields(entity, "hubspot", attributed, {}))
+    creates = [create, _handoff_lead(mapping, entity, sides, context)]
     return [*rows.values(), *(row for row in creates if row is not None)]
+
+
+def _attribution_rows(
+    entity: Entity, sides: Sides, attributed: Attributed | None
+) -> list[OutboxRow]:
+    if attributed is None:
+        return []
+    rows = []
+    for system in ("hubspot", "salesforce"):
+        record = sides.record(system)
+        if record is None:
+            continue
+        fields = _attribution_fields(entity, system, attributed, record["data"])
+        if fields:
+            rows.append(
+                OutboxRow(
+                    system,
+                    record["object"],
+                    entity.kind,
+                    entity.id,
+                    "update",
+                    fields,
+                    record_id=record["id"],
+                )
+            )
+    return rows
+
+
+def _attribution_fields(
+    entity: Entity, system: str, attributed: Attributed, current: Mapping[str, Any]
+) -> dict[str, Any]:
+    if entity.kind == "opportunity":
+        return opportunity_fields(system, attributed.labels.get(entity.id), current)
+    if entity.kind == "person" and system == "hubspot":
+        return revenue_field(
+            PERSON_REVENUE, attributed.revenue.get(entity.id), current.get(PERSON_REVENUE)
+        )
+    return {}
 
 
 def _stage_rows(
@@ -308,8 +368,10 @@ class Planner:
         run: int,
         at: str,
         lifecycle: LifecycleSettings | None = None,
+        attribution: AttributionSettings | None = None,
     ) -> None:
         self.store, self.mappings, self.run, self.at = store, mappings, run, at
+        self.attribution = attribution
         self.context = Context(
             hubspot_types=self._hubspot_types(),
             hubspot_id_of=self._hubspot_id_of,
@@ -336,14 +398,26 @@ class Planner:
         records = self.store.records(keys)
         written = self.store.outbox.written(keys)
         entities = unified.entities(mapping.entity, chunk)
+        attributed = (
+            Attributed.of(self.store, self.attribution, mapping.entity, chunk)
+            if self.attribution is not None
+            else None
+        )
         rows: list[OutboxRow] = []
         for entity_id in chunk:
             entity = entities.get(entity_id)
             if entity is None or entity.merged_into:
                 continue
             sides = choose_sides(spec, links.get(entity_id, []), records)
-            rows += plan_entity(mapping, entity, sides, written, self.context)
+            rows += plan_entity(mapping, entity, sides, written, self.context, attributed)
         return self.store.outbox.replace(mapping.entity, chunk, rows, self.run, self.at)
+
+    def plan_campaigns(self, revenue: Mapping[str, Decimal]) -> int:
+        """Salesforce Campaigns whose attributed revenue may have moved."""
+        with self.store.transaction():
+            return self.store.outbox.replace(
+                "campaign", list(revenue), campaign_rows(self.store, revenue), self.run, self.at
+            )
 
     def _hubspot_types(self) -> dict[tuple[str, str], str]:
         """HubSpot property types from the `properties` stream (`contacts.email` -> string)."""

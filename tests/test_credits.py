@@ -20,7 +20,6 @@ from syncd.model import Page, Record
 from syncd.store import Store, iso
 from syncd.store.attribution import AttributionStore, TouchRow
 from syncd.store.unified import Entity, Link
-from syncd.touchpoints import refresh_touchpoints
 from tests.harness import World
 
 D = Decimal
@@ -389,13 +388,10 @@ def independent_w_shaped(touches: list[Touch], created: datetime,
 
 def test_credits_from_the_emulators_equal_an_independent_computation(world: World) -> None:
     ids = seed_world(world)
-    world.sync()
+    first = world.sync()  # the pass computes touchpoints and credits, and writes them back
     store = world.store()
     try:
-        touched = refresh_touchpoints(store, 0, world.reports[-1].run)
         settings = AttributionSettings()
-        report = compute_credits(store, settings, world.clock.now, world.reports[-1].run,
-                                 touched=touched.people)
         attribution = AttributionStore(store.db.conn)
         links = store.unified.links(
             [("salesforce", "Opportunity", ids[n]) for n in ("won", "fallback", "open")]
@@ -404,7 +400,7 @@ def test_credits_from_the_emulators_equal_an_independent_computation(world: Worl
                for n in ("won", "fallback", "open")}
         person = {n: links[("salesforce", "Contact", ids[n])].entity_id
                   for n in ("ada", "bob", "cy")}
-        assert report.recomputed == set(opp.values())
+        assert first.attributed == len(opp)
         touches_of = attribution.touchpoints_of(person.values())
         rows = {r.id: r for found in touches_of.values() for r in found}
         # won: Ada's contact role: the click (60 days ago), the response (40), the Call (20).
@@ -433,11 +429,24 @@ def test_credits_from_the_emulators_equal_an_independent_computation(world: Worl
         assert desired.campaign_revenue == {ids["webinar"]: webinar_revenue.quantize(D("0.01"))}
         assert desired.person_revenue[person["ada"]] == D("1000.00")
         assert desired.person_revenue[person["cy"]] == D("333.33")
-        # A second pass with nothing new recomputes nothing.
-        world.sync()
-        again = refresh_touchpoints(store, world.reports[-2].run, world.reports[-1].run)
-        report = compute_credits(store, settings, world.clock.now, world.reports[-1].run,
-                                 touched=again.people)
-        assert again.written == 0 and report.recomputed == set()
+        # What the pass wrote to both CRMs equals the independent computation.
+        won = world.org.get("Opportunity", ids["won"])
+        assert (won["First_Touch_Campaign__c"], won["Last_Touch_Campaign__c"]) == (
+            "Newsletter", "Sales: Call")
+        webinar = world.org.get("Campaign", ids["webinar"])
+        assert D(repr(webinar["Attributed_Revenue__c"])).quantize(D("0.01")) == (
+            webinar_revenue.quantize(D("0.01")))
+        deal_id = store.unified.hubspot_record("opportunity", opp["won"])
+        assert deal_id is not None
+        deal = world.portal.properties("deals", deal_id)
+        assert (deal["syncd_first_touch_campaign"], deal["syncd_last_touch_campaign"]) == (
+            "Newsletter", "Sales: Call")
+        ada = store.unified.hubspot_record("person", person["ada"])
+        assert ada is not None
+        assert D(world.portal.properties("contacts", ada)["syncd_attributed_revenue"]) == D(1000)
+        # A second pass with nothing new recomputes and writes nothing.
+        world.reset_counts()
+        again = world.sync()
+        assert again.attributed == 0 and world.writes() == 0
     finally:
         store.close()
