@@ -37,6 +37,7 @@ from syncd.log import configure, redact
 from syncd.mapping import Mappings, check_online, missing_custom_fields
 from syncd.model import FieldInfo, utc
 from syncd.pipeline import RunOptions, run_once
+from syncd.report import report_command
 from syncd.store import Store
 
 log = logging.getLogger("syncd")
@@ -291,6 +292,28 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool, dry
     if report.error:
         click.echo(redact(report.error), err=True)
     return report.exit_code
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["funnel", "handoff", "attribution"]))
+@click.option("--model", help="attribution: show this model only (default: all side by side).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "html"]), default="table",
+              show_default=True, help="A terminal table, CSV, or a self-contained HTML page.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report to this file instead of printing it.")
+@common_options
+def report(name: str, model: str | None, fmt: str, out: Path | None, **options: Any) -> int:
+    """Reports from the unified dataset: `funnel` (people per stage, conversion, days between
+    stages, by month and source), `handoff` (MQLs handed to sales, time to first touch, SLA
+    breaches) and `attribution` (pipeline and revenue per campaign, per model)."""
+    settings = settings_for(options, require_credentials=False)
+    definitions = load_definitions(settings.sync.mappings)
+    with _existing_store(settings) as store:
+        text = report_command(store, name, model=model, fmt=fmt, out=out,
+                              lifecycle=definitions.lifecycle, now=datetime.now(UTC))
+    click.echo(f"Wrote {text}." if out is not None else text, nl=out is not None
+               or not text.endswith("\n"))
+    return EXIT_OK
 
 
 @cli.command()

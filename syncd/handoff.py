@@ -20,18 +20,10 @@ class HandoffTracker:
         """A hand-off row for every person a Lead is planned for (once; kept afterwards)."""
         people = self.store.outbox.planned_creates("salesforce", "Lead")
         known = self.store.lifecycle.handoffs(people)
-        history = self.store.lifecycle.history(people)
-        threshold = self.settings.stage(self.settings.handoff_stage)
-        new = []
-        for person in people:
-            if person in known:
-                continue
-            reached = [
-                at
-                for stage, at in history.get(person, {}).items()
-                if (s := self.settings.stage(stage)) and threshold and s.rank >= threshold.rank
-            ]
-            new.append(Handoff(person, min(reached, default=iso(self.now)), created_by_syncd=True))
+        # The SLA clock starts when sales gets the Lead: now, whenever the person qualified
+        # (someone who was an MQL before syncd was installed is not overdue from day one).
+        new = [Handoff(person, iso(self.now), created_by_syncd=True)
+               for person in people if person not in known]
         with self.store.transaction():
             self.store.lifecycle.save_handoffs(new, self.run)
         return len(new)

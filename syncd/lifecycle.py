@@ -310,8 +310,8 @@ def _first_entries(
 ) -> list[tuple[str, str, str, str]]:
     """(person, stage, entered at, signal) for stages the person reaches for the first time:
     each stage a signal names, up to the current one, at the earliest time a signal said so -
-    but never before a lower stage was entered (a contact role on an opportunity older than the
-    Lead does not make the person an opportunity before they were a lead)."""
+    and no later than a higher stage was entered (a person who was SQL in 2024 was a lead by
+    then, even if the Salesforce Lead syncd made for them is from today)."""
     current = settings.stage(stage_value)
     if current is None:
         return []
@@ -322,13 +322,13 @@ def _first_entries(
             if seen is None or signal.at < seen.at:
                 earliest[signal.stage.hubspot] = signal
     entries = []
-    floor = ""
-    for stage in settings.stages[: current.rank + 1]:
+    ceiling = ""  # a person was at a stage no later than they entered a higher one
+    for stage in reversed(settings.stages[: current.rank + 1]):
         if stage.hubspot in known:
-            floor = max(floor, known[stage.hubspot])
+            ceiling = min(ceiling, known[stage.hubspot]) if ceiling else known[stage.hubspot]
         elif stage.hubspot in earliest:
             signal = earliest[stage.hubspot]
-            at = max(signal.at, floor)
+            at = min(signal.at, ceiling) if ceiling else signal.at
             entries.append((person_id, stage.hubspot, at, signal.source))
-            floor = at
+            ceiling = at
     return entries

@@ -25,7 +25,8 @@ from syncd.store.attribution import AttributionStore
 from syncd.store.lifecycle import LifecycleStore
 from syncd.store.migrations import MIGRATIONS
 from syncd.store.outbox import OutboxStore
-from syncd.store.unified import UnifiedStore
+from syncd.store.reports import ReportStore
+from syncd.store.unified import UnifiedStore, by_object
 
 
 def iso(value: datetime) -> str:
@@ -76,6 +77,10 @@ class Store:
     @property
     def attribution(self) -> AttributionStore:
         return AttributionStore(self.db.conn)
+
+    @property
+    def reports(self) -> ReportStore:
+        return ReportStore(self.db.conn)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -257,16 +262,15 @@ class Store:
     def records(
         self, keys: Iterable[tuple[str, str, str]]
     ) -> dict[tuple[str, str, str], dict[str, Any]]:
-        """Source records by (system, object, id), in batches."""
+        """Source records by (system, object, id), in batches: one object at a time, so that
+        SQLite searches the primary key (a row-value IN over VALUES scans the table)."""
         found: dict[tuple[str, str, str], dict[str, Any]] = {}
-        wanted = list(set(keys))
-        for start in range(0, len(wanted), 300):
-            chunk = wanted[start : start + 300]
-            marks = ",".join("(?,?,?)" for _ in chunk)
+        for system, object_name, chunk in by_object(keys):
+            marks = ",".join("?" for _ in chunk)
             cursor = self.db.conn.execute(
                 "SELECT system, object, id, updated_at, deleted, merged_into, data, pulled_run"
-                f" FROM source_record WHERE (system, object, id) IN (VALUES {marks})",
-                [part for key in chunk for part in key],
+                f" FROM source_record WHERE system = ? AND object = ? AND id IN ({marks})",
+                [system, object_name, *chunk],
             )
             for row in cursor:
                 record = _source_row(row)

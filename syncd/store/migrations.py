@@ -191,7 +191,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         -- Marketing-qualified people handed to sales as Salesforce Leads, and sales' answer.
         CREATE TABLE handoff (
             person_id       TEXT PRIMARY KEY,
-            qualified_at    TEXT NOT NULL,      -- when the person reached MQL
+            qualified_at    TEXT NOT NULL,      -- handed to sales: the SLA clock starts
             lead_id         TEXT,               -- the Salesforce Lead (made by syncd or found)
             created_by_syncd INTEGER NOT NULL DEFAULT 0,
             owner_id        TEXT,

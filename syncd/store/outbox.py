@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from syncd.store.codec import dumps, loads_exact
-from syncd.store.unified import SourceKey, _chunks
+from syncd.store.unified import SourceKey, _chunks, by_object
 
 _COLUMNS = (
     "id, system, object, kind, entity_id, operation, record_id, key_field, key, fields, "
@@ -234,12 +234,12 @@ class OutboxStore:
         """For each target record, field -> (value syncd last wrote, when that value was
         decided, the pass that wrote it)."""
         found: dict[SourceKey, dict[str, tuple[Any, str | None, int]]] = {}
-        for chunk in _chunks(list(set(keys))):
-            marks = ",".join("(?,?,?)" for _ in chunk)
+        for system_, obj, chunk in by_object(keys):
+            marks = ",".join("?" for _ in chunk)
             for system, object_, record_id, field_, value, origin, run in self.conn.execute(
                 "SELECT system, object, record_id, field, value, origin_at, run FROM written"
-                f" WHERE (system, object, record_id) IN (VALUES {marks})",
-                [part for key in chunk for part in key],
+                f" WHERE system = ? AND object = ? AND record_id IN ({marks})",
+                [system_, obj, *chunk],
             ):
                 found.setdefault((system, object_, record_id), {})[field_] = (
                     loads_exact(value),

@@ -58,6 +58,18 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + _CHUNK]
 
 
+def by_object(keys: Iterable[SourceKey]) -> Iterator[tuple[str, str, Sequence[str]]]:
+    """Keys grouped as (system, object, chunk of ids). Queried as `system = ? AND object = ?
+    AND id IN (...)`, SQLite searches the primary key; `(system, object, id) IN (VALUES ...)`
+    would scan the whole table for every chunk, which made a full pass quadratic."""
+    grouped: dict[tuple[str, str], set[str]] = {}
+    for system, object_, record_id in keys:
+        grouped.setdefault((system, object_), set()).add(record_id)
+    for (system, object_), ids in grouped.items():
+        for chunk in _chunks(sorted(ids)):
+            yield system, object_, chunk
+
+
 def _text(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
@@ -72,13 +84,12 @@ class UnifiedStore:
 
     def links(self, keys: Iterable[SourceKey]) -> dict[SourceKey, Link]:
         found: dict[SourceKey, Link] = {}
-        wanted = list(set(keys))
-        for chunk in _chunks(wanted):
-            marks = ",".join("(?,?,?)" for _ in chunk)
+        for system, object_, chunk in by_object(keys):
+            marks = ",".join("?" for _ in chunk)
             rows = self.conn.execute(
                 f"SELECT system, object, record_id, kind, entity_id, state, created_at FROM link "
-                f"WHERE (system, object, record_id) IN (VALUES {marks})",
-                [part for key in chunk for part in key],
+                f"WHERE system = ? AND object = ? AND record_id IN ({marks})",
+                [system, object_, *chunk],
             )
             for row in rows:
                 link = Link(*row)
@@ -388,10 +399,13 @@ class UnifiedStore:
         )
 
     def clear_duplicates(self, kind: str, entity_ids: Iterable[str]) -> None:
-        self.conn.executemany(
-            "DELETE FROM duplicate WHERE kind = ? AND entity_id = ?",
-            [(kind, e) for e in entity_ids],
-        )
+        # No index leads to (kind, entity_id): a statement per chunk scans the table once per
+        # chunk, where a statement per entity scanned it once per entity.
+        for chunk in _chunks(list(set(entity_ids))):
+            marks = ",".join("?" for _ in chunk)
+            self.conn.execute(
+                f"DELETE FROM duplicate WHERE kind = ? AND entity_id IN ({marks})", [kind, *chunk]
+            )
 
     def duplicates(self) -> list[dict[str, Any]]:
         cursor = self.conn.execute("SELECT * FROM duplicate ORDER BY kind, entity_id")
