@@ -428,18 +428,53 @@ def sandbox(
     help="People in the synthetic org.",
 )
 @click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--out-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-out"), show_default=True,
+              help="Where the demo's config, store and HTML reports go (replaced each time).")
 @common_options
-def demo(scale: int, seed: int, **options: Any) -> int:
-    """What a newcomer runs first: starts the sandbox and shows the org it seeded."""
+def demo(scale: int, seed: int, out_dir: Path, **options: Any) -> int:
+    """What a newcomer runs first: starts both emulators with a synthetic org, runs one pass
+    of syncd against them, and shows the status, the funnel and the attribution summary,
+    writing the HTML reports to files it names."""
     configure(options["log_level"], options["log_format"])
-    click.echo(f"Starting the HubSpot and Salesforce emulators with {scale} synthetic people...")
-    box, info = _start_sandbox(scale=scale, seed=seed, directory=None, hubspot_limits="enterprise")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for old in out_dir.glob("syncd.db*"):
+        old.unlink()
+    click.echo(f"Starting the HubSpot and Salesforce emulators with {scale:,} synthetic "
+               f"people (seed {seed})...")
+    box, info = _start_sandbox(scale=scale, seed=seed, directory=out_dir / "ca",
+                               hubspot_limits="enterprise")
     try:
         click.echo(f"HubSpot emulator at {info.hubspot_url}, Salesforce at {info.salesforce_url}")
         _print_counts(info.counts)
+        config = out_dir / "demo.toml"
+        _write_atomically(config, box.config_text(info, store_path="syncd.db"))
+        click.echo(f"\nRunning one pass of syncd (config {config})...")
+        code = _pass({**options, "config_file": str(config)}, since=None, full=False,
+                     dry_run=False)
+        _demo_reports(config, out_dir)
     finally:
         box.stop()
-    return EXIT_OK
+    return code
+
+
+def _demo_reports(config: Path, out_dir: Path) -> None:
+    settings = load_settings(config)
+    lifecycle = load_definitions(settings.sync.mappings).lifecycle
+    now = datetime.now(UTC)
+    console = Console()
+    with _existing_store(settings) as store:
+        print_status(console, store)
+        for name, model in (("funnel", None), ("attribution", "w_shaped")):
+            console.print(report_command(store, name, model=model, fmt="table", out=None,
+                                         lifecycle=lifecycle, now=now), markup=False)
+        pages = [report_command(store, name, model=None, fmt="html",
+                                out=out_dir / f"{name}.html", lifecycle=lifecycle, now=now)
+                 for name in ("funnel", "handoff", "attribution")]
+    click.echo("HTML reports (open them in a browser, no network needed):")
+    for page in pages:
+        click.echo(f"  {page}")
+    click.echo(f"Explore further: syncd status|plan|errors|report ... --config {config}")
 
 
 def _start_sandbox(**arguments: Any) -> tuple[Any, Any]:
