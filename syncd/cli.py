@@ -28,6 +28,7 @@ from syncd.console import (
     print_plan,
     print_run,
     print_status,
+    wide_console,
 )
 from syncd.daemon import serve
 from syncd.definitions import load_definitions
@@ -158,7 +159,7 @@ def plan(**options: Any) -> int:
     settings = settings_for(options)
     store = Store(settings.store.path)
     try:
-        print_plan(Console(), store, load_definitions(settings.sync.mappings).mappings)
+        print_plan(wide_console(), store, load_definitions(settings.sync.mappings).mappings)
     finally:
         store.close()
     return code
@@ -181,7 +182,7 @@ def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) 
     settings = settings_for(options, require_credentials=action == "retry")
     with _existing_store(settings) as store:
         if action == "list":
-            print_errors(Console(), store.outbox.rows("error"))
+            print_errors(wide_console(), store.outbox.rows("error"))
             return EXIT_OK
         if action == "export":
             text = errors_csv(store.outbox.rows("error"))
@@ -288,7 +289,7 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool, dry
             connector.close()
         store.close()
         lock.release()
-    print_run(Console(), report)
+    print_run(wide_console(), report)
     if report.error:
         click.echo(redact(report.error), err=True)
     return report.exit_code
@@ -325,7 +326,7 @@ def status(**options: Any) -> int:
         raise UsageError(f"No store at {settings.store.path} yet: run `syncd run --once` first.")
     store = Store(settings.store.path)
     try:
-        print_status(Console(), store)
+        print_status(wide_console(), store)
     finally:
         store.close()
     return EXIT_OK
@@ -462,7 +463,7 @@ def _demo_reports(config: Path, out_dir: Path) -> None:
     settings = load_settings(config)
     lifecycle = load_definitions(settings.sync.mappings).lifecycle
     now = datetime.now(UTC)
-    console = Console()
+    console = wide_console()
     with _existing_store(settings) as store:
         print_status(console, store)
         for name, model in (("funnel", None), ("attribution", "w_shaped")):
@@ -494,7 +495,7 @@ def _print_counts(counts: Mapping[str, int]) -> None:
     table.add_column("records", justify="right")
     for name, count in counts.items():
         table.add_row(name, f"{count:,}")
-    Console().print(table)
+    wide_console().print(table)
 
 
 def _write_atomically(path: Path, text: str) -> None:

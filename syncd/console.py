@@ -100,14 +100,30 @@ def print_run(console: Console, report: RunReport) -> None:
 
 
 def print_status(console: Console, store: Store) -> None:
-    console.print(_table("Last passes", store.runs(10), {
-        "id": "pass", "started_at": "started", "finished_at": "finished", "kind": "kind",
-        "status": "status", "exit_code": "exit", "summary": "summary", "error": "error"}))
+    """Last passes, cursors, source and unified counts, the outbox, and API usage."""
+    passes = []
+    for run in store.runs(10):
+        summary = json.loads(run["summary"] or "{}")
+        passes.append({
+            "id": run["id"], "started": (run["started_at"] or "")[:19], "kind": run["kind"],
+            "status": run["status"], "exit": run["exit_code"], "rows": summary.get("rows"),
+            "written": summary.get("pushed"), "rejected": summary.get("rejected"),
+            "calls": sum(v for k, v in summary.items() if k.startswith("calls_")),
+            "error": run["error"] or ""})
+    console.print(_table("Last passes", passes, {
+        "id": "pass", "started": "started (UTC)", "kind": "kind", "status": "status",
+        "exit": "exit", "rows": "rows read", "written": "written", "rejected": "rejected",
+        "calls": "API calls", "error": "error"}))
     console.print(_table("Cursors", store.cursors(), {
         "system": "system", "stream": "stream", "watermark": "watermark", "saved_at": "saved"}))
     console.print(_table("Source records", store.source_counts(), {
         "system": "system", "object": "object", "rows": "rows", "deleted": "deleted",
         "merged": "merged", "newest": "newest change"}))
+    unified = [{"kind": kind, "count": count} for kind, count in store.unified.counts().items()]
+    unified += [{"kind": f"outbox {status}", "count": count}
+                for status, count in sorted(store.outbox.counts().items())]
+    console.print(_table("Unified dataset and outbox", unified, {"kind": "what",
+                                                                 "count": "count"}))
     console.print(_table("API usage (latest pass)", store.latest_usage(), {
         "system": "system", "calls": "calls", "retries": "retries", "throttled": "429s",
         "limit_total": "daily limit", "remaining": "remaining", "recorded_at": "at"}))
@@ -190,3 +206,10 @@ def errors_csv(rows: Sequence[OutboxRow]) -> str:
                          row.key or "", row.entity_id, row.error_code or "", row.message or "",
                          row.attempts, json.dumps(row.fields, ensure_ascii=False, default=str)])
     return out.getvalue()
+
+
+def wide_console() -> Console:
+    """The console for tables: the terminal's width, or 120 columns when piped (rich's 80
+    would squeeze the tables)."""
+    probe = Console()
+    return probe if probe.is_terminal else Console(width=120)
