@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test test-all lint demo sandbox bench clean
+.PHONY: install test test-all lint demo sandbox bench bench-full clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "syncd needs Python 3.11 or newer; set PYTHON=python3.11")'
@@ -33,8 +33,12 @@ demo: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/syncd sandbox
 
+# Every benchmark in benchmarks/, each in its own process, writes docs/benchmarks.md.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.bench_emulators --scale 100000
+	$(BIN)/python -m benchmarks.run_all --scales 10000,100000
+
+bench-full: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all --scales 10000,100000,1000000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -28,14 +28,12 @@ from decimal import Decimal
 from typing import Any
 
 from syncd.attribution import (
-    MODELS,
     SALES_KINDS,
     AttributionSettings,
     Touch,
     Window,
-    allocate,
+    credits_of_ordered,
     ordered,
-    shares_of_ordered,
     window_for,
 )
 from syncd.store import Store, iso, parse_iso
@@ -226,7 +224,14 @@ def _compute(
         report.labels.add(label.lower())
         if person:
             report.people.add(person)
-    rows = [row for opp in redo for row in credit_rows(inputs[opp], settings)]
+    rows = [
+        (opp, *credit)
+        for opp in redo
+        for credit in credits_of_ordered(
+            inputs[opp].touches, inputs[opp].created, settings.custom, inputs[opp].amount
+        )
+    ]
+    rows.sort()  # in primary key order: SQLite appends instead of searching
     for opp in redo:
         report.labels |= {t.label.lower() for t in inputs[opp].touches}
         report.people |= set(inputs[opp].person_of.values())
@@ -238,16 +243,12 @@ def _compute(
 
 def credit_rows(inputs: OpportunityInputs, settings: AttributionSettings) -> list[CreditRow]:
     """Every model's credits of one opportunity (touches with a share of 0 get no row)."""
-    rows: list[CreditRow] = []
-    for model in MODELS:
-        split = shares_of_ordered(model, inputs.touches, inputs.created, settings.custom)
-        amounts = allocate(split, inputs.amount)
-        rows += [
-            CreditRow(inputs.id, model, tid, float(share), float(amounts[tid]))
-            for tid, share in split.items()
-            if share > 0
-        ]
-    return rows
+    return [
+        CreditRow(inputs.id, *credit)
+        for credit in credits_of_ordered(
+            inputs.touches, inputs.created, settings.custom, inputs.amount
+        )
+    ]
 
 
 # -- inputs --

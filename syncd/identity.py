@@ -127,6 +127,10 @@ class Resolver:
         changed: dict[SourceKey, Link] = {}
         for record in records:
             self._one(record, links, changed)
+        for link in changed.values():
+            # A merge later in the batch moved the stored links; these copies must follow, or
+            # saving them would point a loser's record back at the entity merged away.
+            link.entity_id = self._survivor(link.entity_id)
         self.unified.save_links(changed.values(), self.run)
 
     def _one(

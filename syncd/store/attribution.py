@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
 __all__ = ["AttributionStore", "CreditRow", "TouchRow"]
@@ -124,6 +124,106 @@ class AttributionStore:
 
     def touchpoint_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM touchpoint").fetchone()[0])
+
+    # the first build, set-based (see `_SET_BUILDS`) ------------------------------------------
+
+    def has_touchpoints(self) -> bool:
+        return self.conn.execute("SELECT 1 FROM touchpoint LIMIT 1").fetchone() is not None
+
+    def build_touchpoints(
+        self, run: int, campaign_names: Mapping[str, str], email: Callable[[Any], str | None]
+    ) -> int:
+        """Insert the touchpoints of every usual touch record (pulled by any pass) in SQL; the
+        person of a Salesforce touch is the entity its link names, merged or not (see
+        `unsettled_people`). Returns how many were inserted."""
+        self.conn.create_function("syncd_email", 1, email, deterministic=True)
+        self.conn.create_function("syncd_strip", 1, _strip, deterministic=True)
+        self.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS touch_campaign (id TEXT PRIMARY KEY, name TEXT)"
+        )
+        self.conn.execute("DELETE FROM temp.touch_campaign")
+        self.conn.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS touch_email (key TEXT PRIMARY KEY, person TEXT)"
+            " WITHOUT ROWID"
+        )
+        self.conn.execute("DELETE FROM temp.touch_email")
+        self.conn.execute(_EMAIL_PEOPLE)
+        self.conn.executemany(
+            "INSERT INTO temp.touch_campaign (id, name) VALUES (?, ?)", campaign_names.items()
+        )
+        inserted = 0
+        for build in _SET_BUILDS:
+            # `+s.pulled_run`: walk the primary key of one object, not the index on pulled_run.
+            before = self.conn.total_changes
+            self.conn.execute(
+                "INSERT INTO touchpoint (id, person_id, at, kind, label, sales, source_id, run)"
+                f" SELECT ? || x.id, {build.person}, x.at, ?, x.label, ?, x.id, ?"
+                f" FROM (SELECT s.id AS id, {build.columns} FROM source_record s"
+                " WHERE s.system = ? AND s.object = ? AND +s.pulled_run > 0"
+                f" AND coalesce({build.usual}, 0) AND {_LIVE_RECORD}"
+                f" AND coalesce({build.touch}, 0)) x WHERE x.touch_key IS NOT NULL",
+                (f"{build.system}:{build.obj}:", build.kind, build.sales, run, build.system,
+                 build.obj),
+            )
+            inserted += self.conn.total_changes - before
+        self.conn.execute("DELETE FROM temp.touch_campaign")
+        self.conn.execute("DELETE FROM temp.touch_email")
+        return inserted
+
+    def unusual_records(self, system: str, obj: str) -> list[dict[str, Any]]:
+        """The touch records of one object that `build_touchpoints` leaves to Python."""
+        build = next(b for b in _SET_BUILDS if (b.system, b.obj) == (system, obj))
+        return [
+            {"system": system, "object": obj, "id": row[0], "deleted": bool(row[1]),
+             "merged_into": row[2], "data": json.loads(row[3]), "pulled_run": row[4]}
+            for row in self.conn.execute(
+                "SELECT s.id, s.deleted, s.merged_into, s.data, s.pulled_run FROM source_record s"
+                " WHERE s.system = ? AND s.object = ? AND +s.pulled_run > 0"
+                f" AND NOT coalesce({build.usual}, 0)",
+                (system, obj),
+            )
+        ]
+
+    def unsettled_people(self) -> set[str]:
+        """Person ids of touchpoints that are not a live person (merged away, or unknown)."""
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT t.person_id FROM touchpoint t WHERE t.person_id IS NOT NULL"
+                " AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.kind = 'person'"
+                " AND e.id = t.person_id AND e.merged_into IS NULL)"
+            )
+        }
+
+    def repoint_touchpoints(self, people: Mapping[str, str | None]) -> None:
+        """Move touchpoints from each person to another (None: to no one)."""
+        self.conn.executemany(
+            "UPDATE touchpoint SET person_id = ? WHERE person_id = ?",
+            [(new, old) for old, new in people.items()],
+        )
+
+    def touched_people(self) -> set[str]:
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT person_id FROM touchpoint WHERE person_id IS NOT NULL"
+            )
+        }
+
+    def campaign_names(self) -> dict[str, str]:
+        """Every stored Campaign's Name as a response's label (deleted ones included)."""
+        return {
+            r["id"]: str(r["data"].get("Name") or "")
+            for r in self.source_rows("salesforce", "Campaign", self._campaign_ids())
+        }
+
+    def _campaign_ids(self) -> list[str]:
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT id FROM source_record WHERE system = 'salesforce' AND object = 'Campaign'"
+            )
+        ]
 
     # source records and links, by id ----------------------------------------------------------
     # `(system, object, id) IN (VALUES ...)` makes SQLite scan the whole table; one object at a
@@ -268,7 +368,7 @@ class AttributionStore:
     def replace_credits(
         self,
         opportunity_ids: Iterable[str],
-        credits: Iterable[CreditRow],
+        credits: Iterable[tuple[str, str, str, float, float]],
         digests: Iterable[tuple[str, str]],
         run: int,
     ) -> None:
@@ -280,10 +380,12 @@ class AttributionStore:
             self.conn.execute(
                 f"DELETE FROM attribution_input WHERE opportunity_id IN ({marks})", chunk
             )
+        # Rows as they come (CreditRows or plain tuples in that order): a full computation
+        # writes over a million, so no copy per row; the run is one literal.
         self.conn.executemany(
             "INSERT INTO credit (opportunity_id, model, touchpoint_id, share, amount, run)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [(c.opportunity_id, c.model, c.touchpoint_id, c.share, c.amount, run) for c in credits],
+            f" VALUES (?, ?, ?, ?, ?, {int(run)})",
+            credits,
         )
         self.conn.executemany(
             "INSERT INTO attribution_input (opportunity_id, digest, run) VALUES (?, ?, ?)",
@@ -362,3 +464,146 @@ class AttributionStore:
             yield self.conn.execute(
                 f"{query} AND {column} IN ({_marks(chunk)})", [*params, *chunk]
             ).fetchall()
+
+
+def _strip(value: Any) -> str | None:
+    return None if value is None else str(value).strip()
+
+# -- the first build of touchpoints, set-based -------------------------------------------------
+# A first pass turns every touch record into a touchpoint: done in SQL, one INSERT ... SELECT per
+# object, for the records whose fields have the usual shapes (`_USUAL`); the rest go through the
+# Python builders (`syncd.touchpoints`), which stay the reference. Each object's SQL must give
+# exactly what its Python builder gives for the records it takes.
+
+
+def _j(path: str) -> str:
+    return f"json_extract(s.data, '$.{path}')"
+
+
+def _t(path: str) -> str:
+    return f"json_type(s.data, '$.{path}')"
+
+
+def _text_or_null(path: str) -> str:
+    return f"coalesce({_t(path)} IN ('null', 'text'), 1)"
+
+
+def _epoch_ms_usual(path: str, nullable: bool) -> str:
+    integer = f"({_t(path)} = 'integer' AND {_j(path)} BETWEEN 0 AND 253402300799999)"
+    return f"({integer} OR coalesce({_t(path)} = 'null', 1))" if nullable else integer
+
+
+def _epoch_ms_iso(path: str) -> str:
+    # Integer arithmetic: the seconds through strftime, the milliseconds printed.
+    return (
+        f"strftime('%Y-%m-%dT%H:%M:%S', {_j(path)} / 1000, 'unixepoch')"
+        f" || printf('.%03dZ', {_j(path)} % 1000)"
+    )
+
+
+def _salesforce_time_usual(path: str) -> str:
+    value = _j(path)
+    return (
+        f"(coalesce({_t(path)} = 'null', 1) OR ({_t(path)} = 'text' AND ({value} = ''"
+        f" OR (length({value}) = 28 AND substr({value}, 24) = '+0000'"
+        f" AND substr({value}, 20, 1) = '.'))))"
+    )
+
+
+_LIVE_RECORD = "s.deleted = 0 AND coalesce(s.merged_into, '') = ''"
+# The oldest live person holding each match key (as `UnifiedStore.by_match_key` picks), in a
+# temporary table filled once per build: a correlated ORDER BY per touch costs a sort each.
+_EMAIL_PEOPLE = (
+    "INSERT INTO temp.touch_email (key, person) SELECT match_key, id FROM (SELECT match_key, id,"
+    " row_number() OVER (PARTITION BY match_key ORDER BY created_run, id) AS n FROM entity"
+    " WHERE kind = 'person' AND merged_into IS NULL AND match_key IS NOT NULL) WHERE n = 1"
+)
+_BY_EMAIL = "(SELECT m.person FROM temp.touch_email m WHERE m.key = x.touch_key)"
+
+
+def _linked(obj: str) -> str:
+    return (
+        "(SELECT l.entity_id FROM link l WHERE l.system = 'salesforce'"
+        f" AND l.object = '{obj}' AND l.record_id = x.touch_key"
+        " AND l.state IN ('live', 'converted', 'merged'))"
+    )
+
+
+# The id's prefix names the object (003 Contact, 00Q Lead); others are tried as both, a Lead
+# winning (as `syncd.touchpoints._people` does). Merged people are followed afterwards.
+_BY_WHO = (
+    f"CASE substr(x.touch_key, 1, 3) WHEN '003' THEN {_linked('Contact')}"
+    f" WHEN '00Q' THEN {_linked('Lead')} ELSE coalesce({_linked('Lead')}, {_linked('Contact')})"
+    " END"
+)
+
+
+class _SetBuild(NamedTuple):
+    """One object's set-based build: which records it takes (`usual`), which of those are
+    touches (`touch`), and the columns of `x` (id, email or who, at, label) it selects."""
+
+    system: str
+    obj: str
+    kind: str
+    usual: str
+    touch: str
+    columns: str
+    person: str
+    sales: int
+
+
+def _activity_build(obj: str, kind: str, when: str) -> _SetBuild:
+    return _SetBuild(
+        "salesforce", obj, kind,
+        f"{_text_or_null('WhoId')} AND {_salesforce_time_usual(when)}"
+        f" AND {_text_or_null('Type')}",
+        f"nullif({_j('WhoId')}, '') IS NOT NULL AND nullif({_j(when)}, '') IS NOT NULL",
+        f"{_j('WhoId')} AS touch_key, substr({_j(when)}, 1, 23) || 'Z' AS at,"
+        f" 'Sales: ' || coalesce(nullif({_j('Type')}, ''), '{kind.title()}') AS label",
+        _BY_WHO, 1,
+    )
+
+
+_RESPONDED = _j("FirstRespondedDate")
+_SET_BUILDS = (
+    _SetBuild(
+        "hubspot", "form_submissions", "form_submission",
+        f"{_t('email')} = 'text' AND {_j('email')} != ''"
+        f" AND {_epoch_ms_usual('submittedAt', False)}"
+        f" AND {_text_or_null('form_name')} AND {_text_or_null('form_id')}",
+        "1",
+        f"syncd_email({_j('email')}) AS touch_key, {_epoch_ms_iso('submittedAt')} AS at,"
+        f" coalesce(nullif({_j('form_name')}, ''), nullif({_j('form_id')}, ''), 'Form')"
+        " AS label",
+        _BY_EMAIL, 0,
+    ),
+    _SetBuild(
+        "hubspot", "email_events", "email_click",
+        f"{_text_or_null('recipient')} AND {_epoch_ms_usual('created', True)}"
+        f" AND {_t('campaign_name')} = 'text' AND {_j('campaign_name')} != ''",
+        f"coalesce({_t('type')} = 'text' AND {_j('type')} = 'CLICK', {_t('type')} IS NULL)"
+        f" AND {_j('created')} IS NOT NULL",
+        f"syncd_email({_j('recipient')}) AS touch_key, {_epoch_ms_iso('created')} AS at,"
+        f" syncd_strip({_j('campaign_name')}) AS label",
+        _BY_EMAIL, 0,
+    ),
+    _SetBuild(
+        "salesforce", "CampaignMember", "campaign_response",
+        f"{_text_or_null('ContactId')} AND {_text_or_null('LeadId')}"
+        f" AND coalesce({_t('HasResponded')} IN ('null', 'true', 'false'), 1)"
+        f" AND (coalesce({_t('FirstRespondedDate')} = 'null', 1)"
+        f" OR ({_t('FirstRespondedDate')} = 'text' AND ({_RESPONDED} = ''"
+        f" OR (substr({_RESPONDED}, 1, 10) = date(substr({_RESPONDED}, 1, 10))"
+        f" AND substr({_RESPONDED}, 1, 4) >= '1000'))))"
+        f" AND {_t('CampaignId')} = 'text' AND {_j('CampaignId')} != ''",
+        f"{_t('HasResponded')} = 'true' AND {_RESPONDED} != ''"
+        f" AND coalesce(nullif({_j('ContactId')}, ''), nullif({_j('LeadId')}, '')) IS NOT NULL",
+        f"coalesce(nullif({_j('ContactId')}, ''), nullif({_j('LeadId')}, '')) AS touch_key,"
+        f" substr({_RESPONDED}, 1, 10) || 'T00:00:00.000Z' AS at,"
+        " coalesce((SELECT c.name FROM temp.touch_campaign c"
+        f" WHERE c.id = {_j('CampaignId')}), 'Campaign ' || {_j('CampaignId')}) AS label",
+        _BY_WHO, 0,
+    ),
+    _activity_build("Task", "task", "CreatedDate"),
+    _activity_build("Event", "event", "StartDateTime"),
+)

@@ -1,0 +1,263 @@
+"""How fast syncd reconciles and plans a large org, in full and after 1% of it changed.
+
+Seeds a sandbox org (`connectors.sandbox.Sandbox`, HubSpot limits off), then runs two passes of
+`syncd run --once --dry-run` through the real CLI, in this process:
+
+1. the first pass pulls the whole org into a fresh store, then reconciles and plans all of it
+   (a dry run: nothing is pushed). The pull is timed apart, so the "full" row is reconcile and
+   plan of a store already pulled;
+2. 1% of the people, accounts and opportunities are edited in the emulators (half of the people
+   in HubSpot, half in Salesforce), and a second dry run reconciles and plans what changed.
+
+Each stage is timed by wrapping the pipeline's own functions (`_pull`, `_sync`) and the classes
+that do the work (`Reconciler.reconcile`, `Planner.plan`, and the lifecycle stages when the
+pipeline has them), so the table also says where the time goes. `--profile` prints the
+cProfile hot spots of the full reconcile and plan. Prints one Markdown table with the machine.
+
+    python -m benchmarks.bench_reconcile --scale 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import importlib
+import io
+import os
+import platform
+import pstats
+import random
+import resource
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.sandbox import Sandbox, toml_section
+from syncd.cli import run as syncd
+
+GOAL_RECORDS_PER_SECOND = 20_000
+GOAL_INCREMENTAL_SHARE = 0.01  # "about 1% of a full run"
+CHANGED_SHARE = 0.01
+# (module, class or None, function): the stages timed; those a pipeline lacks are skipped.
+STAGES = (
+    ("syncd.pipeline", None, "_pull"),
+    ("syncd.pipeline", None, "_sync"),
+    ("syncd.reconcile", "Reconciler", "reconcile"),
+    ("syncd.lifecycle", "StageDeriver", "people_touched_by"),
+    ("syncd.lifecycle", "StageDeriver", "derive"),
+    ("syncd.plan", "Planner", "plan"),
+    ("syncd.lifecycle", "HandoffTracker", "record_planned"),
+    ("syncd.lifecycle", "HandoffTracker", "refresh"),
+)
+MAPPED = ("Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "contacts",
+          "companies", "deals")
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage during the current pass (stages may run several times)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    # CPU seconds of this process: on a shared machine the wall clock also counts the time
+    # other processes held the CPUs (a dry run makes no HTTP call, so the emulator threads
+    # idle meanwhile and this is syncd's own work).
+    cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    profile: cProfile.Profile | None = None
+
+    def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            profiling = self.profile is not None and name == "_sync"
+            began, began_cpu = time.perf_counter(), time.process_time()
+            if profiling:
+                assert self.profile is not None
+                self.profile.enable()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                if profiling:
+                    assert self.profile is not None
+                    self.profile.disable()
+                self.seconds[name] += time.perf_counter() - began
+                self.cpu[name] += time.process_time() - began_cpu
+
+        return timed
+
+
+@contextlib.contextmanager
+def timed_stages(timings: Timings) -> Iterator[None]:
+    """Wrap every stage function the pipeline has; restore them afterwards."""
+    restore: list[tuple[Any, str, Any]] = []
+    for module_name, class_name, function in STAGES:
+        try:
+            owner: Any = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        if class_name is not None:
+            owner = getattr(owner, class_name, None)
+        original = getattr(owner, function, None) if owner is not None else None
+        if original is None:
+            continue
+        name = function if class_name is None else f"{class_name}.{function}"
+        restore.append((owner, function, original))
+        setattr(owner, function, timings.wrap(name, original))
+    try:
+        yield
+    finally:
+        for owner, function, original in restore:
+            setattr(owner, function, original)
+
+
+def write_config(box: Sandbox, info: Any, folder: Path) -> Path:
+    """A config pointing at the sandbox, with no rate limit or budget in the way (the
+    benchmark measures syncd, not the pacing)."""
+    ca = str(info.ca_path.resolve())
+    sections = {
+        "store": {"path": str(folder / "syncd.db")},
+        "hubspot": {"base_url": info.hubspot_url, "access_token": info.hubspot_token,
+                    "ca_bundle": ca, "requests_per_10s": 1000, "daily_budget": 1.0},
+        "salesforce": {"instance_url": info.salesforce_url,
+                       "api_version": info.salesforce_api_version, "auth": "token",
+                       "access_token": info.salesforce_token, "ca_bundle": ca,
+                       "daily_budget": 1.0},
+        "sync": {"lookback": "10m"},
+    }
+    config = folder / "config.toml"
+    config.write_text("\n".join(toml_section(k, v) for k, v in sections.items()),
+                      encoding="utf-8")
+    return config
+
+
+def dry_run(config: Path, timings: Timings) -> None:
+    quiet = io.StringIO()
+    with timed_stages(timings), contextlib.redirect_stdout(quiet):
+        code = syncd(["run", "--once", "--dry-run", "--config", str(config),
+                      "--log-level", "warning"])
+    if code not in (0, 1):
+        raise SystemExit(f"syncd run --once --dry-run exited {code}:\n{quiet.getvalue()}")
+
+
+def source_records(store: Path) -> int:
+    """Source records of the synced objects: what reconcile reads."""
+    marks = ",".join("?" for _ in MAPPED)
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        row = conn.execute(
+            f"SELECT count(*) FROM source_record WHERE object IN ({marks})", MAPPED).fetchone()
+    return int(row[0])
+
+
+def change_one_percent(box: Sandbox, rng: random.Random) -> int:
+    """Edit 1% of the people (half in each system), accounts and opportunities."""
+    hubspot, salesforce = box.hubspot, box.salesforce
+    assert hubspot is not None and salesforce is not None
+    edited = 0
+    with hubspot.server.app_lock, salesforce.server.app_lock:
+        contacts = hubspot.portal.ids("contacts")
+        for record_id in rng.sample(contacts, max(1, int(len(contacts) * CHANGED_SHARE / 2))):
+            hubspot.portal.update("contacts", record_id, {"jobtitle": f"Edited {record_id}"})
+            edited += 1
+        people = [("Contact", r["Id"]) for r in salesforce.org.records("Contact")]
+        people += [("Lead", r["Id"]) for r in salesforce.org.records("Lead")
+                   if not r["IsConverted"]]
+        for sobject, record_id in rng.sample(people, max(1, int(len(people) * CHANGED_SHARE / 2))):
+            salesforce.org.update(sobject, record_id, {"Title": f"Edited {record_id[-6:]}"})
+            edited += 1
+        for sobject, values in (("Account", {"Phone": "+1 555 0100"}),
+                                ("Opportunity", {"Amount": 1234.5})):
+            ids = [r["Id"] for r in salesforce.org.records(sobject)]
+            for record_id in rng.sample(ids, max(1, int(len(ids) * CHANGED_SHARE))):
+                salesforce.org.update(sobject, record_id, values)
+                edited += 1
+    return edited
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs, {model}, Python {platform.python_version()}"
+
+
+def row(what: str, records: int, seconds: float, cpu: float | None = None, note: str = "") -> str:
+    rate = f"{records / seconds:,.0f}" if seconds else "-"
+    cpu_text = "-" if cpu is None else f"{cpu:,.2f}"
+    cpu_rate = f"{records / cpu:,.0f}" if cpu else "-"
+    return f"| {what} | {records:,} | {seconds:,.2f} | {rate} | {cpu_text} | {cpu_rate} | {note} |"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=100_000, help="people in the org")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--touches-per-person", type=float, default=1.0,
+                        help="marketing and sales touches per person (pull time only)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the cProfile hot spots of the full reconcile and plan")
+    options = parser.parse_args(argv)
+    folder = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
+    began = time.perf_counter()
+    box = Sandbox(scale=options.scale, seed=options.seed, directory=folder / "ca",
+                  hubspot_limits="unlimited", salesforce_daily_limit=100_000_000,
+                  touches_per_person=options.touches_per_person)
+    info = box.start()
+    seeded = time.perf_counter() - began
+    try:
+        config = write_config(box, info, folder)
+        full = Timings(profile=cProfile.Profile() if options.profile else None)
+        dry_run(config, full)
+        records = source_records(folder / "syncd.db")
+        edited = change_one_percent(box, random.Random(options.seed))
+        time.sleep(0.01)  # the edits' stamps fall before the next pass starts
+        incremental = Timings()
+        dry_run(config, incremental)
+    finally:
+        box.stop()
+    report(options.scale, seeded, records, edited, full, incremental)
+    if full.profile is not None:
+        stats = io.StringIO()
+        pstats.Stats(full.profile, stream=stats).sort_stats("cumulative").print_stats(40)
+        print("\n```\n" + stats.getvalue().strip() + "\n```")
+
+
+def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
+           incremental: Timings) -> None:
+    full_work, full_cpu = full.seconds["_sync"], full.cpu["_sync"]
+    share = incremental.seconds["_sync"] / full_work if full_work else 0.0
+    cpu_share = incremental.cpu["_sync"] / full_cpu if full_cpu else 0.0
+    rate = records / full_work if full_work else 0.0
+    cpu_rate = records / full_cpu if full_cpu else 0.0
+    met = "met" if max(rate, cpu_rate) >= GOAL_RECORDS_PER_SECOND else "NOT met"
+    print(f"\n## Reconcile + plan at {scale:,} people (dry run: no push)\n")
+    print("| what | source records | wall s | records/s | CPU s | records/CPU s | note |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    print(row("seed the sandbox", scale, seeded, note="people seeded"))
+    print(row("first pull", records, full.seconds["_pull"], note="not part of the goal"))
+    print(row("**full reconcile + plan**", records, full_work, full_cpu,
+              f"goal >= {GOAL_RECORDS_PER_SECOND:,}/s: {met}"))
+    for name, seconds in full.seconds.items():
+        if name not in ("_pull", "_sync"):
+            print(row(f"&nbsp;&nbsp;{name}", records, seconds, full.cpu[name]))
+    print(row("incremental pull", edited, incremental.seconds["_pull"],
+              note="not part of the goal"))
+    print(row(f"**incremental reconcile + plan** ({edited:,} records edited)", edited,
+              incremental.seconds["_sync"], incremental.cpu["_sync"],
+              f"{share:.1%} of full (CPU {cpu_share:.1%}; goal about "
+              f"{GOAL_INCREMENTAL_SHARE:.0%})"))
+    for name, seconds in incremental.seconds.items():
+        if name not in ("_pull", "_sync"):
+            print(row(f"&nbsp;&nbsp;{name}", edited, seconds, incremental.cpu[name]))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\nPeak RSS {peak:,.0f} MiB. Load average at the end {os.getloadavg()[0]:.1f}. "
+          f"Machine: {machine()}.")
+
+
+if __name__ == "__main__":
+    main()
