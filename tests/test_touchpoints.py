@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from syncd.store import Store, iso
 from syncd.store.attribution import AttributionStore, TouchRow
-from syncd.touchpoints import TouchReport, refresh_touchpoints
+from syncd.touchpoints import TouchReport
 from tests.harness import World
 
 
@@ -16,10 +16,20 @@ def _sf_time(world: World, days_ago: float) -> str:
 
 
 def refresh(world: World, store: Store) -> TouchReport:
-    """A pass, then the touchpoints of what it pulled."""
-    after = world.reports[-1].run if world.reports else 0
+    """A pass (which refreshes the touchpoints of what it pulled), and what it changed in the
+    touchpoint table: rows written, rows dropped, and the people they belong to."""
+    before = _rows(store)
     world.sync()
-    return refresh_touchpoints(store, after, world.reports[-1].run)
+    after = _rows(store)
+    written = {t for t, row in after.items() if before.get(t) != row}
+    dropped = set(before) - set(after)
+    people = {after[t][0] for t in written} | {before[t][0] for t in dropped}
+    return TouchReport(len(written), len(dropped), {p for p in people if p})
+
+
+def _rows(store: Store) -> dict[str, tuple[object, ...]]:
+    return {row[0]: tuple(row[1:]) for row in store.db.execute(
+        "SELECT id, person_id, at, kind, label, sales FROM touchpoint")}
 
 
 def touches(store: Store) -> dict[str, TouchRow]:
