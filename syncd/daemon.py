@@ -193,7 +193,8 @@ class Daemon:
             return run_once(
                 store, connectors, clock=self.clock,
                 lookback=timedelta(seconds=self.settings.sync.lookback_seconds),
-                budgets=self.budgets, definitions=self.definitions, options=RunOptions(kind="daemon"),
+                budgets=self.budgets, definitions=self.definitions,
+                options=RunOptions(kind="daemon"),
                 progress=_HealthProgress(self.health, self.clock),
                 should_stop=self.stop.is_set,
             )

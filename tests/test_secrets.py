@@ -32,7 +32,8 @@ def client_credentials_config(world: World) -> Path:
     """The world's config with Salesforce reached through the client-credentials flow, so a
     token obtained at run time is in play too."""
     text = world.config.read_text()
-    text = text.replace(f'access_token = "{world.settings.salesforce.access_token.get_secret_value()}"',  # type: ignore[union-attr]
+    token = world.settings.salesforce.access_token.get_secret_value()  # type: ignore[union-attr]
+    text = text.replace(f'access_token = "{token}"',
                         f'auth = "client_credentials"\nclient_id = "{world.salesforce.client_id}"\n'
                         f'client_secret = "{CLIENT_SECRET}"')
     path = world.config.with_name("cc.toml")
