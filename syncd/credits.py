@@ -39,6 +39,7 @@ from syncd.attribution import (
 from syncd.store import Store, iso, parse_iso
 from syncd.store.attribution import AttributionStore, CreditRow, TouchRow
 from syncd.store.unified import Entity
+from syncd.writeback import sums
 
 __all__ = [
     "CreditReport",
@@ -404,9 +405,9 @@ def desired_writes(
     wanted = None if full or changes is None else changes.labels
     if wanted is not None:
         campaigns = [(cid, name) for cid, name in campaigns if name.lower() in wanted]
-    by_label = _sums(attribution.won_by_label(model, {n.lower() for _, n in campaigns}))
+    by_label = sums(attribution.won_by_label(model, {n.lower() for _, n in campaigns}))
     people = None if full or changes is None else changes.people
-    by_person = _sums(attribution.won_by_person(model, people))
+    by_person = sums(attribution.won_by_person(model, people))
     return Desired(
         touch_labels=labels,
         campaign_revenue={cid: by_label.get(name.lower(), Decimal("0.00")) for cid, name in
@@ -414,11 +415,3 @@ def desired_writes(
         person_revenue={p: by_person.get(p, Decimal("0.00")) for p in (people or by_person)},
         full=full,
     )
-
-
-def _sums(rows: Iterable[tuple[str, float]]) -> dict[str, Decimal]:
-    # Credited amounts are whole cents stored as REAL: through repr they are exact again.
-    totals: dict[str, Decimal] = {}
-    for key, amount in rows:
-        totals[key] = totals.get(key, Decimal(0)) + Decimal(repr(amount))
-    return {key: total.quantize(_CENT) for key, total in totals.items()}
