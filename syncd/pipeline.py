@@ -29,7 +29,7 @@ from syncd.errors import (
 )
 from syncd.handoff import HandoffTracker
 from syncd.identity import spec_for
-from syncd.lifecycle import StageDeriver
+from syncd.lifecycle import RECONCILED_THROUGH, StageDeriver
 from syncd.log import event
 from syncd.model import Page, Usage
 from syncd.plan import Planner
@@ -39,7 +39,6 @@ from syncd.store import Store, iso
 from syncd.touchpoints import refresh_touchpoints
 
 log = logging.getLogger("syncd.pipeline")
-RECONCILED_THROUGH = "reconciled_through_run"
 
 
 @dataclass(frozen=True)
