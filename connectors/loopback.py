@@ -13,6 +13,7 @@ import json
 import random
 import re
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -162,7 +163,11 @@ class ThrowawayCA:
         # ECDSA keys: generated in milliseconds, where RSA would slow every test that starts one.
         self._ca = trustme.CA(organization_name="syncd loopback CA", key_type=trustme.KeyType.ECDSA)
         self._cert = self._ca.issue_cert("127.0.0.1", "localhost", key_type=trustme.KeyType.ECDSA)
-        self.directory = directory or Path(tempfile.mkdtemp(prefix="syncd-ca-"))
+        if directory is None:
+            # Removed when this CA is garbage-collected or the process exits.
+            self._temporary = tempfile.TemporaryDirectory(prefix="syncd-ca-")
+            directory = Path(self._temporary.name)
+        self.directory = directory
         self.directory.mkdir(parents=True, exist_ok=True)
         self.ca_path = self.directory / "loopback-ca.pem"
         self._ca.cert_pem.write_to_path(str(self.ca_path))
@@ -213,7 +218,7 @@ class LoopbackServer:
         self._app_lock = threading.RLock()
         self._number = 0
         handler = _handler_class(self)
-        self._httpd = ThreadingHTTPServer((host, port), handler)
+        self._httpd = _QuietServer((host, port), handler)
         self._httpd.daemon_threads = True
         self._httpd.socket = self.ca.server_context().wrap_socket(
             self._httpd.socket, server_side=True
@@ -282,6 +287,17 @@ class LoopbackServer:
         with self._app_lock:
             endpoint, response = self.app(request)
         return endpoint, response, False
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that goes away mid-answer (killed by a test, timed out, dropped by an injected
+    fault) is routine here: not worth the traceback `socketserver` prints for it."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, ssl.SSLError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 def _handler_class(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:

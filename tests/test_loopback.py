@@ -3,6 +3,10 @@ fault injection, exercised with a plain requests client."""
 
 from __future__ import annotations
 
+import gc
+import socket
+import ssl
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -121,3 +125,30 @@ def test_exempt_requests_escape_the_faults(served: tuple[LoopbackServer, list[st
     session = trusting_session(server.ca.ca_path)
     assert session.get(f"{server.url}/things/a").status_code == 200
     assert session.post(f"{server.url}/things/a").status_code in (429, 503)
+
+
+def test_a_client_gone_mid_request_leaves_no_traceback(
+    served: tuple[LoopbackServer, list[str]], loopback_ca: ThrowawayCA,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A killed client is routine in the fault suites: the server stays quiet and serving."""
+    server, _ = served
+    context = ssl.create_default_context(cafile=str(loopback_ca.ca_path))
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            tls.sendall(b"POST /things/x HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nab")
+            tls.close()  # no close_notify, body short: the server reads an unexpected EOF
+    with trusting_session(loopback_ca.ca_path) as session:
+        assert session.get(f"{server.url}/things/ok", timeout=5).status_code == 200
+    time.sleep(0.2)  # the handler threads of the dropped clients have finished
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_throwaway_ca_without_a_folder_cleans_up_after_itself() -> None:
+    ca = ThrowawayCA()
+    folder = ca.directory
+    assert ca.ca_path.is_file()
+    del ca
+    gc.collect()
+    assert not folder.exists()
