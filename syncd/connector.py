@@ -1,9 +1,10 @@
 """The `Connector` protocol both CRMs implement, and the window a run reads.
 
 A connector is a few methods: list its streams, describe an object, pull pages from a cursor,
-push changes (safe to repeat), report usage. It speaks its CRM's words inside and syncd's words
-at this edge; it never sees the store. The core finds a connector factory by name through the
-`syncd.connectors` entry points: `factory(settings) -> Connector`.
+read records' modification stamps, push changes (safe to repeat), report usage. It speaks its
+CRM's words inside and syncd's words at this edge; it never sees the store. The core finds a
+connector factory by name through the `syncd.connectors` entry points:
+`factory(settings) -> Connector`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class Connector(Protocol):
     def create_field(self, object_name: str, field: FieldInfo, description: str) -> None:
         """Create one of syncd's own custom fields (`syncd check --online --fix`); raises a
         ConnectorError naming the manual step where the CRM's admin must do it."""
+        ...
+
+    def stamps(self, object_name: str, ids: Sequence[str]) -> dict[str, datetime]:
+        """When each of these records was last modified, as `pull` stamps `Record.updated_at`,
+        read in the largest batches the API allows. A record not found (deleted, merged away)
+        is left out."""
         ...
 
     def push(self, changes: Sequence[Change]) -> list[PushResult]:

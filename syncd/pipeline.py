@@ -233,6 +233,11 @@ def _sync(
     planner = Planner(store, mappings, run, at, lifecycle, definitions.attribution)
     for kind in ("account", "person"):
         report.planned[kind] = planner.plan(kind, dirty.get(kind, set()))
+    # Planned before the first checkpoint: the credits (and their watermark) are committed
+    # already, so a pass stopped from here on would leave nothing to plan the revenue from.
+    report.planned["campaign"] = planner.plan_campaigns(
+        desired_writes(store, definitions.attribution, credits).campaign_revenue
+    )
     tracker.record_planned()
     checkpoint()
     if not options.dry_run:
@@ -243,9 +248,6 @@ def _sync(
         dirty.get("person", set()), dirty.get("account", set())
     )
     report.planned["opportunity"] = planner.plan("opportunity", touched)
-    report.planned["campaign"] = planner.plan_campaigns(
-        desired_writes(store, definitions.attribution, credits).campaign_revenue
-    )
     if not options.dry_run:
         report.pushed.add(
             push(store, connectors, ("opportunity", "campaign"), run, after_chunk=checkpoint)

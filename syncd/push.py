@@ -1,9 +1,12 @@
 """Push: outbox rows to the CRMs, in the largest batches each API allows (ARCHITECTURE 1).
 
-Each result is recorded per record, in one transaction per chunk: applied rows leave the
-outbox and what they wrote is remembered (so the next pull knows syncd's own echo); a record
-created by an upsert is linked to its entity at once; refused rows stay as errors with the
-CRM's reason while their batch-mates land.
+Before a chunk is sent, the records its updates target are asked for their modification
+stamps: a row whose target changed after the stamp the store holds (someone edited it while
+the pass ran) stays pending, since its plan was made from an older read; the next pass reads
+the edit and plans again. Each result is recorded per record, in one transaction per chunk:
+applied rows leave the outbox and what they wrote is remembered (so the next pull knows
+syncd's own echo); a record created by an upsert is linked to its entity at once; refused
+rows stay as errors with the CRM's reason while their batch-mates land.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ class PushReport:
     applied: dict[tuple[str, str], int] = field(default_factory=dict)
     created: dict[tuple[str, str], int] = field(default_factory=dict)
     rejected: dict[tuple[str, str], int] = field(default_factory=dict)
+    held: dict[tuple[str, str], int] = field(default_factory=dict)  # target changed: pending
 
     def add(self, other: PushReport) -> None:
         for mine, theirs in (
             (self.applied, other.applied),
             (self.created, other.created),
             (self.rejected, other.rejected),
+            (self.held, other.held),
         ):
             for key, count in theirs.items():
                 mine[key] = mine.get(key, 0) + count
@@ -54,7 +59,7 @@ def push(
     for system, connector in connectors.items():
         mine = [row for row in rows if row.system == system]
         for start in range(0, len(mine), CHUNK):
-            chunk = mine[start : start + CHUNK]
+            chunk = _unchanged_since_read(store, connector, mine[start : start + CHUNK], report)
             refused = _clear_first(connector, chunk)
             results = [
                 *refused,
@@ -79,7 +84,57 @@ def push(
     for (system, obj), count in sorted(report.rejected.items()):
         if (system, obj) not in report.applied:
             event(log, "push", run=run, system=system, object=obj, applied=0, rejected=count)
+    for (system, obj), count in sorted(report.held.items()):
+        event(
+            log,
+            "push_held",
+            run=run,
+            system=system,
+            object=obj,
+            rows=count,
+            reason="changed_since_read",
+        )
     return report
+
+
+def _unchanged_since_read(
+    store: Store, connector: Connector, rows: list[OutboxRow], report: PushReport
+) -> list[OutboxRow]:
+    """The rows whose target still shows the stamp their plan was made from; the others stay
+    pending (counted as held) until the next pass has read the edit and planned again."""
+    moved = _moved_since_read(store, connector, rows)
+    kept = []
+    for row in rows:
+        if row.operation == "update" and (row.object, row.record_id) in moved:
+            where = (row.system, row.object)
+            report.held[where] = report.held.get(where, 0) + 1
+        else:
+            kept.append(row)
+    return kept
+
+
+def _moved_since_read(
+    store: Store, connector: Connector, rows: list[OutboxRow]
+) -> set[tuple[str, str]]:
+    """(object, id) of the update targets the CRM stamps later than the store read them.
+    Upserts carry no record id (their target was never read) and are not checked; rows
+    without updates cost no call."""
+    read = store.records(
+        (row.system, row.object, row.record_id)
+        for row in rows
+        if row.operation == "update" and row.record_id
+    )
+    ids: dict[str, list[str]] = {}
+    for _, obj, record_id in sorted(read):
+        ids.setdefault(obj, []).append(record_id)
+    moved = set()
+    for obj, wanted in ids.items():
+        for record_id, stamp in connector.stamps(obj, wanted).items():
+            seen = read.get((connector.system, obj, record_id))
+            # Both sides at the store's precision (milliseconds), as text in time order.
+            if seen is not None and iso(stamp) > seen["updated_at"]:
+                moved.add((obj, record_id))
+    return moved
 
 
 def _clear_first(connector: Connector, rows: list[OutboxRow]) -> list[PushResult]:

@@ -9,10 +9,10 @@ lost, nothing left in the outbox.
 
 A scenario is a backfill of a sandbox org, then incremental passes, each after a round of edits
 in both systems (hand-offs, stage moves, new records, a won opportunity). `make test` kills a
-two-pass scenario at four points (in the pull, in the HubSpot push, in the Salesforce push,
-after the last request); `make test-all` a three-pass one at 100 points drawn from every
-request the uninterrupted scenario makes, with the seed printed (replay with
-`SYNCD_CRASH_SEED=<seed>`).
+two-pass scenario at five points (in the pull, after the push read its targets' stamps, in the
+HubSpot push, in the Salesforce push, after the last request); `make test-all` a three-pass
+one at 100 points drawn from every request the uninterrupted scenario makes, with the seed
+printed (replay with `SYNCD_CRASH_SEED=<seed>`).
 
 Clocks: the CLI stamps its passes with the real clock; the emulators stamp records with the
 world's clock, which is set to the real time before every pass and every round of edits, so
@@ -39,7 +39,6 @@ import pytest
 from connectors.loopback import Faults, LoopbackServer, ThrowawayCA
 from tests.harness import World
 from tests.org_state import (
-    LOST_WHEN_STOPPED_MID_PUSH,
     OrgState,
     cli_pass,
     org_state,
@@ -224,12 +223,12 @@ def assert_same_end_state(world: World, reference: Reference, kill: KillPoint,
     state = org_state(world.hubspot, world.salesforce)
     assert state.syncd_key_duplicates() == {}, f"{where}: a record was created twice"
     assert state.duplicates() == reference.state.duplicates(), f"{where}: duplicate records"
-    differences = state.differences(reference.state, ignoring=LOST_WHEN_STOPPED_MID_PUSH)
+    differences = state.differences(reference.state)
     assert not differences, f"{where}: end states differ:\n" + "\n".join(differences)
     assert outbox_counts(world) == reference.outbox, f"{where}: the outbox was left different"
 
 
-# -- make test: four kill points --------------------------------------------------------------
+# -- make test: five kill points --------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -237,9 +236,19 @@ def reference(tmp_path_factory: pytest.TempPathFactory, loopback_ca: ThrowawayCA
     return reference_of(tmp_path_factory.mktemp("reference"), loopback_ca, passes=2)
 
 
+def stamp_read(ref: Reference) -> KillPoint:
+    """Right after the stamp query that precedes the first Salesforce write: the push has read
+    its targets' modification stamps and written nothing yet."""
+    write = ref.first(0, "salesforce", "PATCH ")
+    before = ref.endpoints[0]["salesforce"][write.request - 2]
+    assert before.endswith("/query"), f"the first write follows {before}, not a stamp query"
+    return KillPoint(0, "salesforce", write.request - 1)
+
+
 STAGES: dict[str, Callable[[Reference], KillPoint]] = {
     # The second page of HubSpot contacts: the first page and its cursor are committed.
     "pull": lambda ref: ref.first(0, "hubspot", "GET /crm/v3/objects/", occurrence=2),
+    "stamp read": stamp_read,
     "hubspot push": lambda ref: ref.first(0, "hubspot", "/batch/upsert"),
     "salesforce push": lambda ref: ref.first(0, "salesforce", "PATCH "),
     # The deals' associations close every pass: the last request of the incremental pass.

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.hubspot.crm import CrmReader, parse_time
+from connectors.hubspot.crm import CrmReader, parse_time, stamps
 from connectors.hubspot.cursors import Cursor, settle, starting
 from connectors.hubspot.marketing import MarketingReader
 from connectors.hubspot.transport import SYSTEM, Call, HubSpotTransport
@@ -203,6 +203,14 @@ class HubSpotConnector:
         self.transport.send(Call("POST", f"/crm/v3/properties/{object_name}", object_name),
                             self.transport.properties.create_with_http_info, object_name, body)
         self._schemas.pop(object_name, None)
+
+    def stamps(self, object_name: str, ids: Sequence[str]) -> dict[str, datetime]:
+        """`lastmodifieddate` (contacts) or `hs_lastmodifieddate`, as the deltas read it."""
+        if object_name not in CRM_OBJECTS:
+            raise ConnectorError(f"HubSpot has no modification stamps for {object_name!r}; "
+                                 f"objects: {', '.join(CRM_OBJECTS)}.", system=SYSTEM,
+                                 object_name=object_name)
+        return stamps(self.transport, object_name, ids)
 
     def push(self, changes: Sequence[Change]) -> list[PushResult]:
         return self._writer.push(changes)

@@ -104,7 +104,13 @@ touchpoints and attribution (ARCHITECTURE section 5), plus the system fields eve
 STREAMS = tuple(DEFAULT_FIELDS)
 _MERGEABLE = frozenset({"Lead", "Contact", "Account"})
 COLLECTION_SIZE = 200  # sObject Collections take at most 200 records a call [doc]
-BULK_PAGE_SIZE = 10_000  # rows per Bulk results call: one page, kept small for a flat RSS
+STAMP_BATCH = 200  # ids per stamp query: one Collections call's worth, a URL far below 16 KB
+BULK_PAGE_SIZE = 10_000  # rows per Bulk results call
+# Rows per stored page of a Bulk results call: REST's own page size. A results call's CSV is
+# typed and stored this many rows at a time (its later pages resume at the same locator, past
+# the rows already stored), so what a page holds in memory does not grow with the width of
+# the object read: a flat RSS whatever the org.
+BULK_SLICE = 2_000
 BULK_POLL_MAX = 10.0  # seconds between job status reads, at most
 BULK_WAIT_LIMIT = 3600.0  # a job not done after an hour is reported, not waited on forever
 
@@ -193,6 +199,11 @@ def _soql_instant(moment: datetime) -> str:
     """A SOQL datetime literal: unquoted, UTC, to the millisecond (`2024-01-02T03:04:05.678Z`)."""
     moment = utc(moment)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def _soql_string(text: str) -> str:
+    """A quoted SOQL string literal (backslash and quote escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # -- call accounting -----------------------------------------------------------------------
@@ -363,6 +374,25 @@ class SalesforceConnector:
             f"Salesforce field {object_name}.{field.name} must be created by an admin: Setup > "
             f"Object Manager > {object_name} > Fields & Relationships > New ({description}).",
             system=SYSTEM, object_name=object_name)
+
+    def stamps(self, object_name: str, ids: Sequence[str]) -> dict[str, datetime]:
+        """`SystemModstamp` by Id, as the reads stamp records: one SOQL query per 200 ids
+        (`GET query`, deleted records left out)."""
+        found: dict[str, datetime] = {}
+        for start in range(0, len(ids), STAMP_BATCH):
+            listed = ", ".join(_soql_string(i) for i in ids[start : start + STAMP_BATCH])
+            answer = self._query(
+                object_name, f"SELECT Id, SystemModstamp FROM {object_name} WHERE Id IN ({listed})"
+            )
+            for row in answer.get("records") or []:
+                found[str(row["Id"])] = _parse_instant(str(row["SystemModstamp"]))
+        return found
+
+    def _query(self, sobject: str, soql: str) -> dict[str, Any]:
+        """One `GET query` answer (a single page: the callers ask for fewer rows than one)."""
+        answer: dict[str, Any] = self._call(_Where(sobject, "GET", "query"),
+                                            lambda sf: sf.query(soql))
+        return answer
 
     def push(self, changes: Sequence[Change]) -> list[PushResult]:
         results: list[PushResult | None] = [None] * len(changes)
