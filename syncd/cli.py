@@ -3,6 +3,7 @@ every error into one readable line and its exit code. Tracebacks go to the debug
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import sys
@@ -262,12 +263,18 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool, dry
     settings = settings_for(options)
     definitions = load_definitions(settings.sync.mappings)
     mappings = definitions.mappings
-    lock = StoreLock(settings.store.path, command="syncd run --once").acquire()
-    store = Store(settings.store.path)
-    connectors = _connectors(settings, mappings)
     console = Console(stderr=True)
     progress = TerminalProgress(console) if console.is_terminal else LogProgress()
-    try:
+    # Released in reverse, whatever fails: a store or connector that cannot open must not
+    # leave the lock held (an in-process caller, such as the daemon, would refuse itself).
+    with contextlib.ExitStack() as held:
+        lock = StoreLock(settings.store.path, command="syncd run --once").acquire()
+        held.callback(lock.release)
+        store = Store(settings.store.path)
+        held.callback(store.close)
+        connectors = _connectors(settings, mappings)
+        for connector in connectors.values():
+            held.callback(connector.close)
         with progress:
             report = run_once(
                 store,
@@ -284,11 +291,6 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool, dry
                 ),
                 progress=progress,
             )
-    finally:
-        for connector in connectors.values():
-            connector.close()
-        store.close()
-        lock.release()
     print_run(wide_console(), report)
     if report.error:
         click.echo(redact(report.error), err=True)

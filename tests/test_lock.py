@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from syncd.errors import EXIT_STOPPED, StoreError
+from syncd import cli
+from syncd.errors import EXIT_STOPPED, ConfigError, StoreError
 from syncd.lock import StoreLock, lock_path
+from tests.harness import World
+from tests.org_state import cli_pass
 
 SINCE = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 
@@ -104,3 +107,19 @@ def test_refusal_without_a_readable_holder_still_names_the_store(tmp_path: Path)
         f"Store {store} is in use by another syncd process. Stop it first, or point "
         f"[store] path elsewhere."
     )
+
+
+def test_a_pass_that_fails_to_open_its_connectors_releases_the_lock(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one process (the daemon's case), a pass that failed before running must not leave
+    the lock held: the next pass would be refused by its own process."""
+    real = cli._connectors
+
+    def failing(*args: object, **kwargs: object) -> object:
+        raise ConfigError("hubspot.access_token: refused (test)")
+
+    monkeypatch.setattr(cli, "_connectors", failing)
+    assert cli_pass(world) == 2
+    monkeypatch.setattr(cli, "_connectors", real)
+    assert cli_pass(world) == 0
