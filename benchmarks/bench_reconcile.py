@@ -29,6 +29,7 @@ import platform
 import pstats
 import random
 import resource
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -52,8 +53,8 @@ STAGES = (
     ("syncd.lifecycle", "StageDeriver", "people_touched_by"),
     ("syncd.lifecycle", "StageDeriver", "derive"),
     ("syncd.plan", "Planner", "plan"),
-    ("syncd.lifecycle", "HandoffTracker", "record_planned"),
-    ("syncd.lifecycle", "HandoffTracker", "refresh"),
+    ("syncd.handoff", "HandoffTracker", "record_planned"),
+    ("syncd.handoff", "HandoffTracker", "refresh"),
 )
 MAPPED = ("Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "contacts",
           "companies", "deals")
@@ -69,10 +70,18 @@ class Timings:
     # idle meanwhile and this is syncd's own work).
     cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     profile: cProfile.Profile | None = None
+    # Resident memory of this process before reconcile + plan and at its peak during it (MiB).
+    # The emulators live in this process too: the growth is what reconcile + plan hold.
+    rss_before: float = 0.0
+    rss_peak: float = 0.0
 
     def wrap(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
         def timed(*args: Any, **kwargs: Any) -> Any:
             profiling = self.profile is not None and name == "_sync"
+            if name == "_sync":
+                self.rss_before = memory("VmRSS")
+                with contextlib.suppress(OSError):  # the peak (VmHWM) restarts from here
+                    Path("/proc/self/clear_refs").write_text("5")
             began, began_cpu = time.perf_counter(), time.process_time()
             if profiling:
                 assert self.profile is not None
@@ -85,6 +94,8 @@ class Timings:
                     self.profile.disable()
                 self.seconds[name] += time.perf_counter() - began
                 self.cpu[name] += time.process_time() - began_cpu
+                if name == "_sync":
+                    self.rss_peak = memory("VmHWM")
 
         return timed
 
@@ -140,6 +151,15 @@ def dry_run(config: Path, timings: Timings) -> None:
                       "--log-level", "warning"])
     if code not in (0, 1):
         raise SystemExit(f"syncd run --once --dry-run exited {code}:\n{quiet.getvalue()}")
+
+
+def memory(field_name: str) -> float:
+    """A line of /proc/self/status in MiB (0 where there is none)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def source_records(store: Path) -> int:
@@ -220,6 +240,7 @@ def main(argv: list[str] | None = None) -> None:
         dry_run(config, incremental)
     finally:
         box.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # a 100,000-people store is a gigabyte
     report(options.scale, seeded, records, edited, full, incremental)
     if full.profile is not None:
         stats = io.StringIO()
@@ -255,8 +276,10 @@ def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
         if name not in ("_pull", "_sync"):
             print(row(f"&nbsp;&nbsp;{name}", edited, seconds, incremental.cpu[name]))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\nPeak RSS {peak:,.0f} MiB. Load average at the end {os.getloadavg()[0]:.1f}. "
-          f"Machine: {machine()}.")
+    print(f"\nPeak RSS {peak:,.0f} MiB, emulators included. Full reconcile + plan took the "
+          f"process from {full.rss_before:,.0f} to at most {full.rss_peak:,.0f} MiB "
+          f"({full.rss_peak - full.rss_before:,.0f} MiB held by it). Load average at the end "
+          f"{os.getloadavg()[0]:.1f}. Machine: {machine()}.")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ and a Contact sharing an email are one person.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +108,12 @@ class Resolver:
         self.run = run
         self.result = Resolution()
         self._keys: dict[str, str] = {}  # match keys given to entities in this pass
+        self._match_keys: dict[int, str | None] = {}  # the batch's records' own match keys
+        # entity id -> the entity it was merged into (None: live), as stored or made this pass;
+        # an id looked up and missing from it is no entity
+        self._merged_into: dict[str, str | None] = {}
+        self._looked_up: set[str] = set()
+        self._new: list[Entity] = []  # entities made in this batch, not saved yet
 
     def resolve(self, records: list[dict[str, Any]]) -> None:
         """Resolve one batch of changed records (all of one object, oldest first)."""
@@ -121,12 +127,23 @@ class Resolver:
             (r["system"], r["object"], r["merged_into"]) for r in records if r["merged_into"]
         ]
         links = self.unified.links(wanted)
-        keys = {k for r in records if not r["deleted"] and (k := self.spec.match_key(r))}
+        match_keys = {id(r): self.spec.match_key(r) for r in records if not r["deleted"]}
+        keys = {k for k in match_keys.values() if k}
         by_key = self.unified.by_match_key(self.spec.kind, keys - self._keys.keys())
         self._keys.update(by_key)
+        self._match_keys = match_keys
+        # The entities this batch may name (their own syncd ids, the ids new ones would get),
+        # read in one query rather than one per record.
+        self._look_up(
+            candidate
+            for r in records
+            if not r["deleted"] and _placed(links.get(_key(r))) is None
+            for candidate in _candidates(self.spec.kind, r)
+        )
         changed: dict[SourceKey, Link] = {}
         for record in records:
             self._one(record, links, changed)
+        self._save_new()
         for link in changed.values():
             # A merge later in the batch moved the stored links; these copies must follow, or
             # saving them would point a loser's record back at the entity merged away.
@@ -141,8 +158,9 @@ class Resolver:
         if record["deleted"]:
             self._gone(record, link, links, changed)
             return
-        if link is not None and link.state in ("live", "converted"):
-            self._known(record, link, links, changed)
+        placed = _placed(link)
+        if placed is not None:
+            self._known(record, placed, links, changed)
             return
         entity_id = self._find(record, links)
         if entity_id is None:
@@ -182,24 +200,50 @@ class Resolver:
                 return self._survivor(contact.entity_id)
         own = record["data"].get(SYNCD_ID[record["system"]])
         if own:
-            survivor = self.unified.survivor(self.spec.kind, str(own))
+            survivor = self._stored_survivor(str(own))
             if survivor is not None:
                 return survivor
-        match = self.spec.match_key(record)
+        match = self._match_keys.get(id(record))
         if match and match in self._keys:
             return self._survivor(self._keys[match])
         if record["system"] == "hubspot" and not self.spec.hubspot_makes_entities:
             return None
         entity_id = entity_id_for(self.spec.kind, record)
-        existing = self.unified.survivor(self.spec.kind, entity_id)
+        existing = self._stored_survivor(entity_id)
         if existing is not None:
             return existing
-        self.unified.save_entities(
-            [Entity(self.spec.kind, entity_id, match, {}, {}, None, self.run, self.run)]
-        )
+        # Saved with the batch's links: until then `_merged_into` says the entity exists.
+        self._new.append(Entity(self.spec.kind, entity_id, match, {}, {}, None, self.run, self.run))
+        self._merged_into[entity_id] = None
+        self._looked_up.add(entity_id)
         if match:
             self._keys[match] = entity_id
         return entity_id
+
+    def _look_up(self, entity_ids: Iterable[str]) -> None:
+        wanted = set(entity_ids) - self._looked_up
+        self._merged_into.update(self.unified.merged_into(self.spec.kind, wanted))
+        self._looked_up |= wanted
+
+    def _stored_survivor(self, entity_id: str) -> str | None:
+        """`UnifiedStore.survivor` from what this pass read and wrote (None: no such entity)."""
+        seen = set()
+        current = entity_id
+        while current not in seen:
+            seen.add(current)
+            if current not in self._looked_up:
+                self._look_up([current])
+            if current not in self._merged_into:
+                return None
+            following = self._merged_into[current]
+            if following is None:
+                return current
+            current = following
+        return current
+
+    def _save_new(self) -> None:
+        self.unified.save_entities(self._new)
+        self._new = []
 
     def _hand_over(
         self,
@@ -249,12 +293,14 @@ class Resolver:
         """Two entities turn out to be one: the loser's links move to the survivor."""
         if loser == survivor:
             return
+        self._save_new()  # the loser may be new in this batch
         self.unified.move_links(self.spec.kind, loser, survivor)
         found = self.unified.entities(self.spec.kind, [loser])
         if loser in found:
             entity = found[loser]
             entity.merged_into, entity.updated_run = survivor, self.run
             self.unified.save_entities([entity])
+        self._merged_into[loser] = survivor
         self.result.merged[loser] = survivor
         self.result.dirty.discard(loser)
         self.result.dirty.add(survivor)
@@ -266,6 +312,18 @@ class Resolver:
         while entity_id in self.result.merged:
             entity_id = self.result.merged[entity_id]
         return entity_id
+
+
+def _candidates(kind: str, record: dict[str, Any]) -> list[str]:
+    """The stored entities an unlinked record may turn out to be: its own syncd id's, and the
+    one it would make."""
+    own = record["data"].get(SYNCD_ID[record["system"]])
+    return [str(own), entity_id_for(kind, record)] if own else [entity_id_for(kind, record)]
+
+
+def _placed(link: Link | None) -> Link | None:
+    """The link if it still places its record on an entity (not a tombstone)."""
+    return link if link is not None and link.state in ("live", "converted") else None
 
 
 def _key(record: dict[str, Any]) -> SourceKey:
@@ -289,7 +347,9 @@ def resolve_all(
     resolver = Resolver(store, spec, run)
     for system, object_name in spec.objects():
         chunk: list[dict[str, Any]] = []
-        changed = store.changed_records([(system, object_name)], after_run, oldest_first=True)
+        changed = store.changed_records(
+            [(system, object_name)], after_run, oldest_first=True, keep=True
+        )
         for record in changed:
             chunk.append(record)
             if len(chunk) >= batch:

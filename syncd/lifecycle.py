@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from syncd.identity import KindSpec
-from syncd.reconcile import Sides, choose_sides
+from syncd.reconcile import Sides, choose_sides, collector_paused
 from syncd.rules import is_blank
 from syncd.stages import LifecycleSettings, RecycleRule, Stage
 from syncd.store import Store, iso, parse_iso
@@ -53,6 +54,7 @@ class StageDeriver:
         self, store: Store, settings: LifecycleSettings, spec: KindSpec, run: int, now: datetime
     ) -> None:
         self.store, self.settings, self.spec, self.run, self.now = store, settings, spec, run, now
+        self._now = iso(now)
 
     def people_touched_by(self, opportunities: Iterable[str]) -> set[str]:
         """People whose opportunity signals may have changed with these opportunities, or with
@@ -91,9 +93,10 @@ class StageDeriver:
     def derive(self, people: Iterable[str], batch: int = 2000) -> set[str]:
         moved: set[str] = set()
         ids = sorted(set(people))
-        for start in range(0, len(ids), batch):
-            with self.store.transaction():
-                moved |= self._derive_chunk(ids[start : start + batch])
+        with collector_paused():
+            for start in range(0, len(ids), batch):
+                with self.store.transaction():
+                    moved |= self._derive_chunk(ids[start : start + batch])
         return moved
 
     def _derive_chunk(self, chunk: list[str]) -> set[str]:
@@ -118,23 +121,11 @@ class StageDeriver:
             if fields != entity.fields:
                 if fields.get(STAGE) != entity.fields.get(STAGE):
                     moved.add(person_id)
-                saved.append(
-                    Entity(
-                        entity.kind,
-                        entity.id,
-                        entity.match_key,
-                        fields,
-                        entity.sides,
-                        None,
-                        entity.created_run,
-                        self.run,
-                        entity.account_id,
-                    )
-                )
+                saved.append(entity.sharing_sides(fields=fields, updated_run=self.run))
             entered += _first_entries(
                 person_id, fields.get(STAGE), signals, history.get(person_id, {}), self.settings
             )
-        unified.save_entities(saved)
+        unified.save_fields(saved)  # only fields moved (merged entities were skipped)
         self.store.lifecycle.record_entries(entered, self.run)
         return moved
 
@@ -156,14 +147,14 @@ class StageDeriver:
         fired = self._recycle(sides, opportunities, recycled)
         since = fields.get(RECYCLED_AT)
         if fired is not None:
-            since = iso(self.now)
+            since = self._now
             fields.update({RECYCLED: recycled, RECYCLED_AT: since})
         previous = self.settings.stage(fields.get(STAGE))
         if previous is not None and fired is None:
-            signals.append(Signal(previous, iso(self.now), "previous stage"))
+            signals.append(Signal(previous, self._now, "previous stage"))
         counted = [s for s in signals if not (s.stage_field and since and s.at <= since)]
         if fired is not None:
-            counted.append(Signal(fired, since or iso(self.now), "recycled"))
+            counted.append(Signal(fired, since or self._now, "recycled"))
         best = max(counted, key=lambda s: s.stage.rank, default=None)
         fields[STAGE] = best.stage.hubspot if best else None
         return fields, counted
@@ -177,7 +168,7 @@ class StageDeriver:
         def add(stage_value: str | None, at: Any, source: str, stage_field: bool = False) -> None:
             stage = settings.stage(stage_value)
             if stage is not None:
-                found.append(Signal(stage, _instant(at) or iso(self.now), source, stage_field))
+                found.append(Signal(stage, _instant(at) or self._now, source, stage_field))
 
         if sides.hubspot is not None:
             data = sides.hubspot["data"]
@@ -290,7 +281,11 @@ def _instant(value: Any) -> str | None:
     """An ISO UTC instant from a CRM's date, date-time or epoch-ms value."""
     if value is None or value == "":
         return None
-    text = str(value)
+    return _instant_of(str(value))
+
+
+@lru_cache(maxsize=1 << 16)  # the same dates come back for each signal and each pass
+def _instant_of(text: str) -> str | None:
     if text.isdigit():
         return iso(datetime.fromtimestamp(int(text) / 1000, tz=UTC))
     if len(text) == 10:

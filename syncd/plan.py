@@ -10,7 +10,7 @@ nothing is created again in their place.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,14 @@ from syncd.attribution import AttributionSettings
 from syncd.identity import KindSpec, spec_for
 from syncd.lifecycle import STAGE
 from syncd.mapping import EntityMapping, FieldMapping, Mappings
-from syncd.reconcile import Sides, Written, _same, _same_raw, choose_sides
+from syncd.reconcile import (
+    Sides,
+    Written,
+    _same,
+    _same_raw,
+    choose_sides,
+    collector_paused,
+)
 from syncd.rules import PLACEHOLDER, is_blank
 from syncd.stages import LifecycleSettings
 from syncd.store import Store
@@ -42,6 +49,17 @@ HUBSPOT_OBJECT_OF = {"person": "contacts", "account": "companies", "opportunity"
 
 
 @dataclass(frozen=True)
+class Target:
+    """A field syncd writes on one object: where, whether a blank may clear it, and (HubSpot)
+    the property's type."""
+
+    field_mapping: FieldMapping
+    name: str
+    may_clear: bool
+    hubspot_type: str
+
+
+@dataclass(frozen=True)
 class Context:
     """What planning needs beyond one entity: HubSpot property types, and the ids that the
     entity's associations point at on the HubSpot side."""
@@ -51,6 +69,23 @@ class Context:
     deal_associations: Callable[[Entity], list[tuple[str, str]]]  # (kind, entity id) pairs
     lifecycle: LifecycleSettings | None = None
     company_name: Callable[[dict[str, Any]], str | None] = lambda contact: None
+    # (mapping, system, object) -> its targets, worked out once per pass, not per entity
+    _targets: dict[tuple[int, str, str], tuple[EntityMapping, list[Target]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def targets(self, mapping: EntityMapping, system: str, obj: str) -> list[Target]:
+        """The fields of `mapping` syncd writes on `obj` in `system`, in file order."""
+        found = self._targets.get((id(mapping), system, obj))
+        if found is None or found[0] is not mapping:
+            found = (mapping, [])
+            for field_mapping in mapping.fields.values():
+                name = _target(field_mapping, system, obj)
+                if name is not None:
+                    kind = self.hubspot_types.get((obj, field_mapping.hubspot or ""), "string")
+                    found[1].append(Target(field_mapping, name, _may_clear(field_mapping), kind))
+            self._targets[(id(mapping), system, obj)] = found
+        return found[1]
 
 
 def plan_entity(
@@ -216,35 +251,38 @@ def _update(
     record = sides.record(system)
     if record is None:
         return None
-    key = (record["system"], record["object"], record["id"])
-    last_written = written.get(key, {})
+    obj, data, values = record["object"], record["data"], entity.fields
+    last_written = written.get((record["system"], obj, record["id"])) or {}
     changes: dict[str, Any] = {}
     origins: dict[str, str | None] = {}
-    for field_mapping in mapping.fields.values():
-        target = _target(field_mapping, system, record["object"])
-        if target is None:
+    for target in context.targets(mapping, system, obj):
+        field_mapping = target.field_mapping
+        unified = values.get(field_mapping.name)
+        if is_blank(unified):
+            if not target.may_clear:
+                continue
+            desired = "" if system == "hubspot" else None
+        elif system == "hubspot":
+            desired = field_mapping.hubspot_value(unified, target.hubspot_type)
+        else:
+            desired = field_mapping.salesforce_value(unified)
+        current = data.get(target.name)
+        if current == desired or _equivalent(field_mapping, system, current, desired):
             continue
-        unified = entity.fields.get(field_mapping.name)
-        if is_blank(unified) and not _may_clear(field_mapping):
-            continue
-        desired = _wire(field_mapping, system, unified, record["object"], context)
-        current = record["data"].get(target)
-        if _equivalent(field_mapping, system, current, desired):
-            continue
-        wrote = last_written.get(target)
+        wrote = last_written.get(target.name)
         if wrote is not None and wrote[2] > record["pulled_run"] and _same_raw(wrote[0], desired):
             # syncd wrote exactly this after the record was last seen changing: the CRM took
             # the write without changing the record (HubSpot ignores a backward lifecycle
             # stage, for one), so writing it again would change nothing either.
             continue
-        changes[target] = desired
-        origins[target] = _origin(entity, field_mapping.name)
+        changes[target.name] = desired
+        origins[target.name] = _origin(entity, field_mapping.name)
     associations = _missing_associations(entity, record, context) if system == "hubspot" else []
     if not changes and not associations:
         return None
     return OutboxRow(
         system,
-        record["object"],
+        obj,
         entity.kind,
         entity.id,
         "update",
@@ -358,6 +396,14 @@ def _origin(entity: Entity, name: str) -> str | None:
     return max((t for t in times if t), default=None)
 
 
+def _company_of(contact: dict[str, Any]) -> str | None:
+    """A HubSpot contact's primary associated company, else the one with the lowest id."""
+    companies = (contact["data"].get("associations") or {}).get("companies") or []
+    ids = [str(c["id"]) for c in companies if 1 in (c.get("types") or [])]
+    ids = ids or sorted((str(c["id"]) for c in companies), key=lambda i: (len(i), i))
+    return ids[0] if ids else None
+
+
 class Planner:
     """Plans a pass's dirty entities into the outbox, kind by kind."""
 
@@ -372,6 +418,7 @@ class Planner:
     ) -> None:
         self.store, self.mappings, self.run, self.at = store, mappings, run, at
         self.attribution = attribution
+        self._companies: dict[tuple[str, str, str], dict[str, Any] | None] = {}
         self.context = Context(
             hubspot_types=self._hubspot_types(),
             hubspot_id_of=self._hubspot_id_of,
@@ -385,10 +432,11 @@ class Planner:
         mapping = getattr(self.mappings, kind)
         spec = spec_for(mapping)
         ids, planned = sorted(set(entity_ids)), 0
-        for start in range(0, len(ids), batch):
-            chunk = ids[start : start + batch]
-            with self.store.transaction():
-                planned += self._plan_chunk(mapping, spec, chunk)
+        with collector_paused():
+            for start in range(0, len(ids), batch):
+                chunk = ids[start : start + batch]
+                with self.store.transaction():
+                    planned += self._plan_chunk(mapping, spec, chunk)
         return planned
 
     def _plan_chunk(self, mapping: EntityMapping, spec: KindSpec, chunk: list[str]) -> int:
@@ -398,6 +446,8 @@ class Planner:
         records = self.store.records(keys)
         written = self.store.outbox.written(keys)
         entities = unified.entities(mapping.entity, chunk)
+        if mapping.entity == "person" and self.context.lifecycle is not None:
+            self._read_companies(records.values())
         attributed = (
             Attributed.of(self.store, self.attribution, mapping.entity, chunk)
             if self.attribution is not None
@@ -430,17 +480,25 @@ class Planner:
     def _company_name(self, contact: dict[str, Any]) -> str | None:
         """The name of a HubSpot contact's primary associated company, else of its associated
         company with the lowest id (ARCHITECTURE 5: never the free-text `company` property)."""
-        companies = (contact["data"].get("associations") or {}).get("companies") or []
-        ids = [str(c["id"]) for c in companies if 1 in (c.get("types") or [])]
-        ids = ids or sorted((str(c["id"]) for c in companies), key=lambda i: (len(i), i))
-        for company_id in ids[:1]:
-            record = self.store.records([("hubspot", "companies", company_id)]).get(
-                ("hubspot", "companies", company_id)
-            )
-            name = record["data"].get("name") if record else None
-            if not is_blank(name):
-                return str(name)
-        return None
+        company_id = _company_of(contact)
+        if company_id is None:
+            return None
+        key = ("hubspot", "companies", company_id)
+        if key not in self._companies:
+            self._companies.update(self.store.records([key]))
+        record = self._companies.get(key)
+        name = record["data"].get("name") if record else None
+        return None if is_blank(name) else str(name)
+
+    def _read_companies(self, records: Iterable[dict[str, Any]]) -> None:
+        """The companies these records' people may be handed to sales with, read at once."""
+        wanted = {
+            ("hubspot", "companies", company_id)
+            for record in records
+            if record["system"] == "hubspot" and (company_id := _company_of(record)) is not None
+        }
+        self._companies = dict.fromkeys(wanted)
+        self._companies.update(self.store.records(wanted))
 
     def _hubspot_id_of(self, kind: str, entity_id: str) -> str | None:
         return self.store.unified.hubspot_record(kind, entity_id)

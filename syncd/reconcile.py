@@ -9,7 +9,9 @@ gets an audit row.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import gc
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
@@ -22,6 +24,22 @@ from syncd.store import Store, iso, parse_iso
 from syncd.store.unified import AuditRow, Entity, Link, SourceKey, UnifiedStore
 
 Written = Mapping[SourceKey, Mapping[str, tuple[Any, str | None, int]]]
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cycle collector off for a stage of the pass, as it was afterwards.
+
+    A stage makes millions of short-lived objects and next to no cycles, and the records and
+    entities of a chunk live long enough to be promoted: the collector would walk the whole
+    heap a dozen times a pass, for a sixth of its time and nothing to free."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -60,9 +78,10 @@ def choose_sides(
         elif not record["deleted"]:
             live[link.system].append(link)
     for system, found in live.items():
-        found.sort(key=spec.precedence)
         if not found:
             continue
+        if len(found) > 1:
+            found.sort(key=spec.precedence)
         primary = records[found[0].key]
         if system == "hubspot":
             sides.hubspot = primary
@@ -90,32 +109,41 @@ def recompute(
     mapping: EntityMapping, entity: Entity, sides: Sides, written: Written, run: int
 ) -> Outcome:
     """Decide every field of one entity; keep per-field change times for next time."""
-    fields, new_sides = dict(entity.fields), dict(entity.sides)
+    old_fields, old_sides = entity.fields, entity.sides
+    fields, new_sides = dict(old_fields), dict(old_sides)
     audit: list[AuditRow] = []
     problems: list[tuple[SourceKey, str, str]] = []
+    views = [
+        _View(system, record, written.get((record["system"], record["object"], record["id"])))
+        for system, record in (("hubspot", sides.hubspot), ("salesforce", sides.salesforce))
+        if record is not None
+    ]
+    changed = False
     for name, field_mapping in mapping.fields.items():
-        state = dict(new_sides.get(name, {}))
-        observed = {}
-        for system in ("hubspot", "salesforce"):
-            seen, trouble = _observe(
-                system, sides.record(system), field_mapping, state.get(system), written
-            )
-            if trouble is not None:
-                problems.append(trouble)
+        before = old_sides.get(name)
+        state = dict(before) if before else {}
+        observed: dict[str, Observed] = {}
+        for view in views:
+            seen = view.observe(field_mapping, state.get(view.system), problems)
             if seen is not None:
-                observed[system] = seen
-                state[system] = [seen[0].value, _text_time(seen[0].changed_at), seen[1]]
+                observed[view.system] = seen[0]
+                state[view.system] = seen[1]
+        previous = old_fields.get(name)
         decision = decide(
-            field_mapping,
-            observed.get("hubspot", (None,))[0],
-            observed.get("salesforce", (None,))[0],
-            entity.fields.get(name),
+            field_mapping, observed.get("hubspot"), observed.get("salesforce"), previous
         )
-        if not _same(decision.value, entity.fields.get(name)):
-            audit.append(_audit(entity, name, decision, entity.fields.get(name)))
+        # A decided value is None or not blank: `not _same(decision.value, previous)`.
+        if (not is_blank(previous)) if decision.value is None else decision.value != previous:
+            audit.append(_audit(entity, name, decision, previous))
+        if not changed and (
+            name not in old_fields
+            or decision.value != previous
+            or before is None
+            or state != before
+        ):
+            changed = True
         fields[name] = decision.value
         new_sides[name] = state
-    changed = fields != entity.fields or new_sides != entity.sides
     if changed:
         entity = Entity(
             entity.kind,
@@ -130,59 +158,61 @@ def recompute(
     return Outcome(entity, audit, problems, changed)
 
 
-def _observe(
-    system: str,
-    record: dict[str, Any] | None,
-    field_mapping: FieldMapping,
-    before: list[Any] | None,
-    written: Written,
-) -> tuple[tuple[Observed, str] | None, tuple[SourceKey, str, str] | None]:
-    """What one system shows for a field, when it changed, and the record it came from."""
-    if record is None:
-        return None, None
-    name = (
-        field_mapping.hubspot
-        if system == "hubspot"
-        else field_mapping.salesforce.get(record["object"])
-    )
-    if not name:
-        return None, None
-    key: SourceKey = (record["system"], record["object"], record["id"])
-    raw = record["data"].get(name)
-    try:
-        value = _storable(
-            field_mapping.from_hubspot(raw)
-            if system == "hubspot"
-            else field_mapping.from_salesforce(raw)
-        )
-    except ValueError as exc:
-        return None, (key, field_mapping.name, str(exc))
-    return (
-        Observed(value, _changed_at(record, name, value, before, written.get(key, {}))),
-        record["id"],
-    ), None
+class _View:
+    """One system's primary record of an entity, as `recompute` reads it field by field."""
 
+    __slots__ = ("data", "key", "record", "system", "updated_at", "written")
 
-def _changed_at(
-    record: dict[str, Any],
-    name: str,
-    value: Any,
-    before: list[Any] | None,
-    written: Mapping[str, tuple[Any, str | None, int]],
-) -> datetime:
-    """When this system last changed this field: kept while the value stays; a value syncd
-    wrote there (its echo) carries the time of the change it copied."""
-    if before is not None and before[2] == record["id"] and _same(before[0], value):
-        return _moment(before[1]) if before[1] else _moment(record["updated_at"])
-    wrote = written.get(name)
-    if wrote is not None and wrote[1] and _same_raw(wrote[0], record["data"].get(name)):
-        return _moment(wrote[1])
-    return _moment(record["updated_at"])
+    def __init__(
+        self,
+        system: str,
+        record: dict[str, Any],
+        written: Mapping[str, tuple[Any, str | None, int]] | None,
+    ) -> None:
+        self.system, self.record, self.data = system, record, record["data"]
+        self.key: SourceKey = (record["system"], record["object"], record["id"])
+        self.written = written or {}
+        self.updated_at: str = record["updated_at"]
+
+    def observe(
+        self,
+        field_mapping: FieldMapping,
+        before: list[Any] | None,
+        problems: list[tuple[SourceKey, str, str]],
+    ) -> tuple[Observed, list[Any]] | None:
+        """What this system shows for a field and when it changed it, with the field's new
+        state ([value, change time, record id]); None where the field maps nothing here."""
+        hubspot = self.system == "hubspot"
+        name = field_mapping.hubspot if hubspot else field_mapping.salesforce.get(self.key[1])
+        if not name:
+            return None
+        raw = self.data.get(name)
+        try:
+            value = _storable(
+                field_mapping.from_hubspot(raw) if hubspot else field_mapping.from_salesforce(raw)
+            )
+        except ValueError as exc:
+            problems.append((self.key, field_mapping.name, str(exc)))
+            return None
+        moment, text = _time(self._changed_at(name, raw, value, before))
+        return Observed(value, moment), [value, text, self.key[2]]
+
+    def _changed_at(self, name: str, raw: Any, value: Any, before: list[Any] | None) -> str:
+        """When this system last changed this field: kept while the value stays; a value syncd
+        wrote there (its echo) carries the time of the change it copied."""
+        if before is not None and before[2] == self.key[2] and _same(before[0], value):
+            return str(before[1]) if before[1] else self.updated_at
+        wrote = self.written.get(name)
+        if wrote is not None and wrote[1] and _same_raw(wrote[0], raw):
+            return wrote[1]
+        return self.updated_at
 
 
 def _storable(value: Any) -> Any:
     """The unified form kept in the store: dates as ISO text, so that a value read back from
     the store compares equal to the same value observed again."""
+    if value is None or type(value) is str:
+        return value
     if isinstance(value, datetime):
         return iso(value)
     if isinstance(value, date):
@@ -200,20 +230,33 @@ def _same_raw(left: Any, right: Any) -> bool:
     return _same(left, right) or str(left).strip() == str(right).strip()
 
 
-# A record's change time is read for every field of it, and most records of a pass share a
-# few stamps: parsing and formatting each once saves a fifth of `recompute`.
-_moment = lru_cache(maxsize=1 << 16)(parse_iso)
-
-
 @lru_cache(maxsize=1 << 16)
-def _text_time(moment: datetime | None) -> str | None:
-    return iso(moment) if moment is not None else None
+def _time(text: str) -> tuple[datetime, str]:
+    """A change time, and its text as the store keeps it. Read for every field of a record,
+    and most records of a pass share a few stamps: each is parsed and formatted once."""
+    moment = parse_iso(text)
+    return moment, iso(moment)
 
 
 def _audit(entity: Entity, name: str, decision: Decision, old: Any) -> AuditRow:
     return AuditRow(
         entity.kind, entity.id, name, old, decision.value, decision.winner, decision.rule
     )
+
+
+def _person_account(sides: Sides, accounts: Mapping[str, str]) -> str | None:
+    """A person's account: their Salesforce Contact's Account (ARCHITECTURE 5: an
+    opportunity without contact roles reaches "every Contact of its account")."""
+    for record in sides.salesforce_all:
+        if record["object"] == "Contact" and record["data"].get("AccountId"):
+            return _account_of(record["data"], accounts)
+    return None
+
+
+def _account_of(data: Mapping[str, Any], accounts: Mapping[str, str]) -> str | None:
+    """The entity of the Account a Salesforce record names (`Reconciler._accounts`)."""
+    account = data.get("AccountId")
+    return accounts.get(str(account)) if account else None
 
 
 @dataclass
@@ -241,6 +284,11 @@ class Reconciler:
         self.problems: dict[str, list[tuple[SourceKey, str, str]]] = {}
 
     def reconcile(self, after_run: int) -> list[KindReport]:
+        self.store.forget_decoded()  # what the last pass decoded is mostly not read again
+        with collector_paused():
+            return self._reconcile(after_run)
+
+    def _reconcile(self, after_run: int) -> list[KindReport]:
         reports = []
         # Accounts first: people and opportunities name their account.
         for mapping in (self.mappings.account, self.mappings.person, self.mappings.opportunity):
@@ -277,6 +325,7 @@ class Reconciler:
         records = self.store.records(keys)
         written = self.store.outbox.written(keys)
         entities = unified.entities(mapping.entity, chunk)
+        accounts = self._accounts(mapping.entity, records.values())
         saved, audit, duplicates = [], [], []
         for entity_id in chunk:
             entity = entities.get(entity_id)
@@ -285,7 +334,7 @@ class Reconciler:
             sides = choose_sides(spec, links.get(entity_id, []), records)
             outcome = recompute(mapping, entity, sides, written, self.run)
             entity = outcome.entity
-            entity = self._structure(mapping, entity, sides)
+            entity = self._structure(mapping, entity, sides, accounts)
             if outcome.changed or entity is not outcome.entity:
                 saved.append(entity)
             audit += outcome.audit
@@ -299,7 +348,9 @@ class Reconciler:
         report.changed += len(saved)
         report.audit += len(audit)
 
-    def _structure(self, mapping: EntityMapping, entity: Entity, sides: Sides) -> Entity:
+    def _structure(
+        self, mapping: EntityMapping, entity: Entity, sides: Sides, accounts: Mapping[str, str]
+    ) -> Entity:
         """What the entity is besides its mapped fields: its match key (from the unified
         values), its account, and an opportunity's state as Salesforce says it."""
         match_key = entity.match_key
@@ -311,7 +362,7 @@ class Reconciler:
         record = sides.salesforce
         if mapping.entity == "opportunity" and record is not None:
             data = record["data"]
-            account_id = self._entity_of("Account", data.get("AccountId"))
+            account_id = _account_of(data, accounts)
             fields.update(
                 {
                     "_created": data.get("CreatedDate"),
@@ -321,34 +372,25 @@ class Reconciler:
                 }
             )
         elif mapping.entity == "person":
-            account_id = self._person_account(sides)
+            account_id = _person_account(sides, accounts)
         if (match_key, fields, account_id) == (entity.match_key, entity.fields, entity.account_id):
             return entity
-        return Entity(
-            entity.kind,
-            entity.id,
-            match_key,
-            fields,
-            entity.sides,
-            entity.merged_into,
-            entity.created_run,
-            self.run,
-            account_id,
+        return entity.sharing_sides(
+            match_key=match_key, fields=fields, updated_run=self.run, account_id=account_id
         )
 
-    def _person_account(self, sides: Sides) -> str | None:
-        """A person's account: their Salesforce Contact's Account (ARCHITECTURE 5: an
-        opportunity without contact roles reaches "every Contact of its account")."""
-        for record in sides.salesforce_all:
-            if record["object"] == "Contact" and record["data"].get("AccountId"):
-                return self._entity_of("Account", record["data"]["AccountId"])
-        return None
-
-    def _entity_of(self, sobject: str, record_id: Any) -> str | None:
-        if not record_id:
-            return None
-        found = self.store.unified.links([("salesforce", sobject, str(record_id))])
-        return next((lk.entity_id for lk in found.values()), None)
+    def _accounts(self, kind: str, records: Iterable[dict[str, Any]]) -> dict[str, str]:
+        """Salesforce Account id -> its entity, for the accounts these records name."""
+        if kind not in ("person", "opportunity"):
+            return {}
+        wanted = {
+            ("salesforce", "Account", str(record["data"]["AccountId"]))
+            for record in records
+            if record["system"] == "salesforce"
+            and record["object"] in ("Contact", "Opportunity")
+            and record["data"].get("AccountId")
+        }
+        return {key[2]: lk.entity_id for key, lk in self.store.unified.links(wanted).items()}
 
     def _contact_roles(self, after_run: int) -> set[str]:
         """Contact roles changed since the last pass: kept as opportunity_person rows."""

@@ -64,7 +64,9 @@ def is_blank(value: Any) -> bool:
         return True
     if isinstance(value, str):
         text = value.strip()
-        return not text or text.casefold() == PLACEHOLDER
+        # Case folding never shortens text: anything longer is not the placeholder, and most
+        # values are spared folding (a megabyte of text, for one).
+        return not text or (len(text) <= len(PLACEHOLDER) and text.casefold() == PLACEHOLDER)
     return False
 
 
@@ -74,45 +76,47 @@ def _same(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _take(side: Winner, observed: Observed, rule: str) -> Decision:
-    value = None if is_blank(observed.value) else observed.value
-    return Decision(value, side, rule)
-
-
 def _keep(previous: Any, rule: str) -> Decision:
     return Decision(None if is_blank(previous) else previous, "none", rule)
 
 
 def _later(hubspot: Observed, salesforce: Observed) -> Winner:
     """The side changed last; no time is the oldest; a tie goes to Salesforce."""
-    if hubspot.changed_at is None:
+    hubspot_at, salesforce_at = hubspot.changed_at, salesforce.changed_at
+    if hubspot_at is None:
         return "salesforce"
-    if salesforce.changed_at is None:
+    if salesforce_at is None:
         return "hubspot"
-    return "hubspot" if utc(hubspot.changed_at) > utc(salesforce.changed_at) else "salesforce"
+    if hubspot_at.tzinfo is None or salesforce_at.tzinfo is None:
+        hubspot_at, salesforce_at = utc(hubspot_at), utc(salesforce_at)
+    return "hubspot" if hubspot_at > salesforce_at else "salesforce"
 
 
-def _two_way(hubspot: Observed, salesforce: Observed, previous: Any, clear: bool) -> Winner:
-    if not clear and is_blank(hubspot.value) != is_blank(salesforce.value):
-        return "salesforce" if is_blank(hubspot.value) else "hubspot"
-    if not _same(hubspot.value, salesforce.value):
-        hubspot_moved = not _same(hubspot.value, previous)
-        salesforce_moved = not _same(salesforce.value, previous)
+def _equal(left: Any, left_blank: bool, right: Any, right_blank: bool) -> bool:
+    """`_same` for values whose blankness is known already."""
+    if left_blank or right_blank:
+        return left_blank and right_blank
+    return bool(left == right)
+
+
+def _two_way(
+    hubspot: Observed, salesforce: Observed, previous: Any, clear: bool, blanks: tuple[bool, bool]
+) -> Winner:
+    hubspot_blank, salesforce_blank = blanks
+    if not clear and hubspot_blank != salesforce_blank:
+        return "salesforce" if hubspot_blank else "hubspot"
+    if not _equal(hubspot.value, hubspot_blank, salesforce.value, salesforce_blank):
+        previous_blank = is_blank(previous)
+        hubspot_moved = not _equal(hubspot.value, hubspot_blank, previous, previous_blank)
+        salesforce_moved = not _equal(salesforce.value, salesforce_blank, previous, previous_blank)
         if hubspot_moved != salesforce_moved:
             return "hubspot" if hubspot_moved else "salesforce"
     return _later(hubspot, salesforce)
 
 
-def _prefer(first: Winner, hubspot: Observed, salesforce: Observed, clear: bool) -> Winner:
-    chosen = hubspot if first == "hubspot" else salesforce
-    if clear or not is_blank(chosen.value):
-        return first
-    other: Winner = "salesforce" if first == "hubspot" else "hubspot"
-    return other
-
-
 _ALWAYS: dict[str, Winner] = {"always-hubspot": "hubspot", "always-salesforce": "salesforce"}
 _PREFER: dict[str, Winner] = {"prefer-hubspot": "hubspot", "prefer-salesforce": "salesforce"}
+_OTHER: dict[Winner, Winner] = {"hubspot": "salesforce", "salesforce": "hubspot"}
 
 
 def decide(
@@ -122,26 +126,28 @@ def decide(
     previous: Any = None,
 ) -> Decision:
     """The unified value of `field` given each system's observation and the previous value."""
-    rule, clear = field.rule, field.blank == "clear"
-    sides: tuple[tuple[Winner, Observed | None], ...] = (
-        ("hubspot", hubspot),
-        ("salesforce", salesforce),
-    )
-    observed = {side: seen for side, seen in sides if seen is not None}
-    own = _ALWAYS.get(rule)
-    if own is not None and own in observed:
-        return _take(own, observed[own], rule)
-    if not observed or (
-        not clear
-        and not is_blank(previous)
-        and all(is_blank(seen.value) for seen in observed.values())
-    ):
+    rule = field.rule
+    if hubspot is None and salesforce is None:
         return _keep(previous, rule)
-    if hubspot is None or salesforce is None:
-        side, seen = next(iter(observed.items()))
-        return _take(side, seen, rule)
-    if rule in _PREFER:
-        winner = _prefer(_PREFER[rule], hubspot, salesforce, clear)
-    else:  # two-way, none, and always-X whose own system is absent (handled above)
-        winner = _two_way(hubspot, salesforce, previous, clear)
-    return _take(winner, hubspot if winner == "hubspot" else salesforce, rule)
+    # Each observation's blankness, worked out once (for "every system shows a blank", a
+    # system without a record counts as showing one).
+    blank = {
+        "hubspot": hubspot is None or is_blank(hubspot.value),
+        "salesforce": salesforce is None or is_blank(salesforce.value),
+    }
+    seen: dict[Winner, Observed | None] = {"hubspot": hubspot, "salesforce": salesforce}
+    winner = _ALWAYS.get(rule)
+    clear = field.blank == "clear"
+    if winner is None or seen[winner] is None:
+        if not clear and blank["hubspot"] and blank["salesforce"] and not is_blank(previous):
+            return _keep(previous, rule)
+        if hubspot is None or salesforce is None:
+            winner = "hubspot" if hubspot is not None else "salesforce"
+        elif rule in _PREFER:
+            first = _PREFER[rule]
+            winner = first if clear or not blank[first] else _OTHER[first]
+        else:  # two-way, none, and always-X whose own system is absent (handled above)
+            blanks = (blank["hubspot"], blank["salesforce"])
+            winner = _two_way(hubspot, salesforce, previous, clear, blanks)
+    taken = seen[winner]
+    return Decision(None if blank[winner] or taken is None else taken.value, winner, rule)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,11 @@ class LifecycleSettings:
         """The stage of a Salesforce Lifecycle_Stage__c label (case and spaces ignored)."""
         return self._by_label.get(str(label).strip().casefold()) if label else None
 
-    @property
+    @cached_property  # asked for every person, every pass
     def _by_hubspot(self) -> dict[str, Stage]:
         return {stage.hubspot: stage for stage in self.stages}
 
-    @property
+    @cached_property
     def _by_label(self) -> dict[str, Stage]:
         return {stage.salesforce.casefold(): stage for stage in self.stages}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import stat
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -127,3 +127,63 @@ def test_iso_round_trips_with_milliseconds() -> None:
     moment = datetime(2026, 3, 4, 5, 6, 7, 891000, tzinfo=UTC)
     assert iso(moment) == "2026-03-04T05:06:07.891Z"
     assert parse_iso(iso(moment)) == moment
+
+
+def test_records_are_stamped_as_iso_writes_them_whatever_their_time_zone(store: Store) -> None:
+    run = store.begin_run(T0, "once", {})
+    zone = timezone(timedelta(hours=-5))
+    stamps = [datetime(2026, 3, 4, 0, 6, 7, 891999, tzinfo=zone), datetime(999, 1, 2, tzinfo=UTC),
+              datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)]
+    store.save_page(run, "hubspot", page(*[Record("hubspot", "contacts", str(n), moment, {})
+                                          for n, moment in enumerate(stamps)]))
+    for n, moment in enumerate(stamps):
+        row = store.source_record("hubspot", "contacts", str(n))
+        assert row is not None and row["updated_at"] == iso(moment)
+    assert iso(stamps[0]) == "2026-03-04T05:06:07.891Z"
+
+
+def test_migration_6_makes_source_record_a_rowid_table_keeping_every_row_and_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store made by the schema as it stood before migration 6.
+    monkeypatch.setattr("syncd.store.core.MIGRATIONS", tuple(m for m in MIGRATIONS if m[0] < 6))
+    old = Store(tmp_path / "s.db")
+    run = old.begin_run(T0, "once", {})
+    old.save_page(run, "hubspot", page(record("1"), record("10", 5, email="b@x.com"),
+                                       Record("hubspot", "contacts", "2", T0, {}, deleted=True,
+                                              merged_into="1")))
+    task = Record("salesforce", "Task", "00T1", T0, {"WhoId": "00Q1", "Subject": "Call é"})
+    old.save_page(run, "salesforce", Page("Task", [task], '{"v": 1}', watermark=T0))
+    everything = "SELECT * FROM source_record ORDER BY system, object, id"
+    rows = old.db.execute(everything).fetchall()
+    indexes = source_record_indexes(old)
+    assert "WITHOUT ROWID" in table_sql(old) and {"source_record_changed",
+                                                  "source_record_who"} <= indexes
+    old.close()
+    monkeypatch.undo()
+
+    store = Store(tmp_path / "s.db")
+    assert store.schema_version == max(v for v, _, _ in MIGRATIONS)
+    assert "WITHOUT ROWID" not in table_sql(store)
+    assert store.db.execute(everything).fetchall() == rows
+    assert source_record_indexes(store) == indexes | {"source_record_key"}
+    plan = store.db.execute("EXPLAIN QUERY PLAN SELECT data FROM source_record WHERE system = ? "
+                            "AND object = ? AND id = ?", ["hubspot", "contacts", "1"]).fetchall()
+    assert "source_record_key" in str(plan)
+    # The key is still the upsert's: a re-read writes nothing, a change rewrites its one row.
+    again = store.begin_run(T0, "once", {})
+    assert store.save_page(again, "hubspot", page(record("1"))) == 0
+    assert store.save_page(again, "hubspot", page(record("1", 9, email="c@x.com"))) == 1
+    assert store.db.execute("SELECT count(*) FROM source_record").fetchone()[0] == len(rows)
+
+
+def table_sql(store: Store) -> str:
+    return str(store.db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'source_record'"
+    ).fetchone()[0])
+
+
+def source_record_indexes(store: Store) -> set[str]:
+    return {name for (name,) in store.db.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'source_record'"
+    )}

@@ -243,4 +243,114 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    (
+        4,
+        "reconcile at scale: entity as a rowid table, indexes for entity lookups",
+        """
+        -- Replacing an entity's plan and its reported duplicates: searched, not scanned.
+        CREATE INDEX outbox_entity ON outbox (kind, entity_id);
+        CREATE INDEX duplicate_entity ON duplicate (kind, entity_id);
+
+        -- An entity's row (its fields and sides, about a kilobyte) is written three times a
+        -- pass and read three times: as a rowid table, with its key a UNIQUE index (the
+        -- upserts' conflict target), that costs half of what the WITHOUT ROWID b-tree of
+        -- such large rows did. Every row and every index is kept.
+        CREATE TABLE entity_rowid (
+            kind        TEXT NOT NULL,
+            id          TEXT NOT NULL,
+            match_key   TEXT,
+            fields      TEXT NOT NULL DEFAULT '{}',
+            sides       TEXT NOT NULL DEFAULT '{}',
+            merged_into TEXT,
+            created_run INTEGER NOT NULL,
+            updated_run INTEGER NOT NULL,
+            account_id  TEXT
+        );
+        INSERT INTO entity_rowid (kind, id, match_key, fields, sides, merged_into, created_run,
+                                  updated_run, account_id)
+            SELECT kind, id, match_key, fields, sides, merged_into, created_run, updated_run,
+                   account_id
+            FROM entity ORDER BY kind, id;
+        DROP TABLE entity;
+        ALTER TABLE entity_rowid RENAME TO entity;
+        CREATE UNIQUE INDEX entity_key ON entity (kind, id);
+        CREATE INDEX entity_match ON entity (kind, match_key) WHERE merged_into IS NULL;
+        CREATE INDEX entity_account ON entity (kind, account_id) WHERE account_id IS NOT NULL;
+        """,
+    ),
+    (
+        5,
+        "attribution at scale: touches read from an index, won credit per label and person",
+        """
+        -- A person's touches in time order from the index alone (it carries the id, the
+        -- table's key): computing credits reads every touch of every opportunity's people,
+        -- and a lookup in the table per touch cost five times reading the index.
+        DROP INDEX touchpoint_person;
+        CREATE INDEX touchpoint_person
+            ON touchpoint (person_id, at, kind, label, sales, source_id);
+        -- Touches saved by a pass, and touches an open window grew to take in.
+        CREATE INDEX touchpoint_run ON touchpoint (run, person_id);
+        CREATE INDEX touchpoint_at ON touchpoint (at, person_id);
+        -- Entities and links saved by a pass, without reading every row.
+        CREATE INDEX entity_updated ON entity (kind, updated_run);
+        CREATE INDEX link_linked ON link (kind, linked_run, entity_id);
+
+        -- Each won opportunity's credited amount per model and touch label (lower-cased), in
+        -- cents, rewritten with its credits: a Campaign's revenue is a sum of these rather
+        -- than of every credit of every touch of its name.
+        CREATE TABLE credit_label (
+            opportunity_id TEXT NOT NULL,
+            model          TEXT NOT NULL,
+            label          TEXT NOT NULL,
+            cents          INTEGER NOT NULL,
+            PRIMARY KEY (opportunity_id, model, label)
+        ) WITHOUT ROWID;
+        CREATE INDEX credit_label_sum ON credit_label (model, label, cents);
+        -- And per person whose touches it credited: a person's attributed revenue.
+        CREATE TABLE credit_person (
+            opportunity_id TEXT NOT NULL,
+            model          TEXT NOT NULL,
+            person_id      TEXT NOT NULL,
+            cents          INTEGER NOT NULL,
+            PRIMARY KEY (opportunity_id, model, person_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX credit_person_sum ON credit_person (model, person_id, cents);
+
+        -- Both fill as credits are computed: the next pass computes every
+        -- opportunity again (the same credits, so nothing new is written back).
+        DELETE FROM attribution_input;
+        DELETE FROM state WHERE key = 'attribution_through_run';
+        """,
+    ),
+    (
+        6,
+        "pull at scale: source_record as a rowid table",
+        """
+        -- A WITHOUT ROWID table keeps whole rows in its interior b-tree pages too, and suits
+        -- rows far smaller than a CRM record's JSON (300 bytes to over 1 KB): few rows fit a
+        -- page, so every stored page rewrote many. As a rowid table the rows sit in the leaves
+        -- only and the key is a UNIQUE index (the upsert's conflict target). Every row and
+        -- every index is kept.
+        CREATE TABLE source_record_rowid (
+            system      TEXT NOT NULL,
+            object      TEXT NOT NULL,
+            id          TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,          -- the CRM's modification time, ISO 8601 UTC
+            deleted     INTEGER NOT NULL DEFAULT 0,
+            merged_into TEXT,
+            data        TEXT NOT NULL,          -- the CRM's fields, JSON
+            pulled_run  INTEGER NOT NULL        -- the run that last changed this row
+        );
+        INSERT INTO source_record_rowid
+            (system, object, id, updated_at, deleted, merged_into, data, pulled_run)
+            SELECT system, object, id, updated_at, deleted, merged_into, data, pulled_run
+            FROM source_record ORDER BY system, object, id;
+        DROP TABLE source_record;
+        ALTER TABLE source_record_rowid RENAME TO source_record;
+        CREATE UNIQUE INDEX source_record_key ON source_record (system, object, id);
+        CREATE INDEX source_record_changed ON source_record (pulled_run);
+        CREATE INDEX source_record_who ON source_record (json_extract(data, '$.WhoId'))
+            WHERE system = 'salesforce' AND object IN ('Task', 'Event');
+        """,
+    ),
 )

@@ -3,13 +3,12 @@ values syncd last wrote, which tell its own echo apart from a person's edit."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from syncd.store.codec import dumps, loads_exact
+from syncd.store.codec import dumps, loads, loads_exact
 from syncd.store.unified import SourceKey, _chunks, by_object
 
 _COLUMNS = (
@@ -75,18 +74,50 @@ def _row(values: Sequence[Any]) -> OutboxRow:
         kind,
         entity_id,
         operation,
-        json.loads(fields),
+        loads(fields),
         record_id,
         key_field,
         key,
-        json.loads(origins),
-        json.loads(associations),
+        loads(origins),
+        loads(associations),
         status,
         attempts,
         error_code,
         message,
         id_,
-        json.loads(clear_first),
+        loads(clear_first),
+    )
+
+
+_INSERT = (
+    "INSERT INTO outbox (run, system, object, kind, entity_id, operation, record_id,"
+    " key_field, key, fields, origins, associations, status, attempts, error_code,"
+    " message, created_at, updated_at, clear_first)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
+    return (
+        run,
+        row.system,
+        row.object,
+        row.kind,
+        row.entity_id,
+        row.operation,
+        row.record_id,
+        row.key_field,
+        row.key,
+        dumps(row.fields),
+        dumps(row.origins, sort_keys=False),
+        dumps(row.associations),
+        row.status,
+        row.attempts,
+        row.error_code,
+        row.message,
+        at,
+        at,
+        dumps(row.clear_first),
     )
 
 
@@ -101,63 +132,37 @@ class OutboxStore:
         parked error whose write is planned again unchanged stays parked (it needs a fix and
         `syncd errors retry`, not a retry every pass). Returns the pending rows written."""
         ids = list(set(entity_ids))
-        parked = [r for r in self._of(kind, ids) if r.status == "error"]
+        parked: dict[str, list[OutboxRow]] = {}
+        for error in self._of(kind, ids, status="error"):
+            parked.setdefault(error.entity_id, []).append(error)
         for chunk in _chunks(ids):
             marks = ",".join("?" for _ in chunk)
             self.conn.execute(
                 f"DELETE FROM outbox WHERE kind = ? AND entity_id IN ({marks})", [kind, *chunk]
             )
         written = 0
+        values = []
         for row in rows:
-            old = next(
-                (p for p in parked if p.entity_id == row.entity_id and p.same_write(row)), None
-            )
+            old = next((p for p in parked.get(row.entity_id, ()) if p.same_write(row)), None)
             if old is not None:
                 row.status, row.attempts = "error", old.attempts
                 row.error_code, row.message = old.error_code, old.message
             else:
                 written += 1
-            self._insert(row, run, at)
+            values.append(_values(row, run, at))
+        self.conn.executemany(_INSERT, values)
         return written
 
-    def _insert(self, row: OutboxRow, run: int, at: str) -> None:
-        self.conn.execute(
-            "INSERT INTO outbox (run, system, object, kind, entity_id, operation, record_id,"
-            " key_field, key, fields, origins, associations, status, attempts, error_code,"
-            " message, created_at, updated_at, clear_first)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                run,
-                row.system,
-                row.object,
-                row.kind,
-                row.entity_id,
-                row.operation,
-                row.record_id,
-                row.key_field,
-                row.key,
-                dumps(row.fields),
-                json.dumps(row.origins),
-                json.dumps(row.associations),
-                row.status,
-                row.attempts,
-                row.error_code,
-                row.message,
-                at,
-                at,
-                json.dumps(row.clear_first),
-            ),
-        )
-
-    def _of(self, kind: str, entity_ids: Sequence[str]) -> list[OutboxRow]:
+    def _of(self, kind: str, entity_ids: Sequence[str], status: str) -> list[OutboxRow]:
         found: list[OutboxRow] = []
         for chunk in _chunks(list(entity_ids)):
             marks = ",".join("?" for _ in chunk)
             found += [
                 _row(r)
                 for r in self.conn.execute(
-                    f"SELECT {_COLUMNS} FROM outbox WHERE kind = ? AND entity_id IN ({marks})",
-                    [kind, *chunk],
+                    f"SELECT {_COLUMNS} FROM outbox WHERE kind = ? AND entity_id IN ({marks})"
+                    " AND status = ?",
+                    [kind, *chunk, status],
                 )
             ]
         return found

@@ -29,17 +29,104 @@ class Link:
         return (self.system, self.object, self.record_id)
 
 
-@dataclass
 class Entity:
-    kind: str
-    id: str
-    match_key: str | None
-    fields: dict[str, Any]
-    sides: dict[str, Any]
-    merged_into: str | None
-    created_run: int
-    updated_run: int
-    account_id: str | None = None  # a person's or an opportunity's account entity
+    """One unified entity. `sides` (what each system last showed for each field, and since
+    when) is read from the store only when asked for: deriving stages and most of planning
+    never look at it, and an entity saved with its sides untouched writes them back as read."""
+
+    __slots__ = (
+        "_sides",
+        "_sides_text",
+        "account_id",
+        "created_run",
+        "fields",
+        "id",
+        "kind",
+        "match_key",
+        "merged_into",
+        "updated_run",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        id: str,
+        match_key: str | None,
+        fields: dict[str, Any],
+        sides: dict[str, Any] | None,
+        merged_into: str | None,
+        created_run: int,
+        updated_run: int,
+        account_id: str | None = None,  # a person's or an opportunity's account entity
+        *,
+        sides_text: str | None = None,
+    ) -> None:
+        self.kind, self.id, self.match_key = kind, id, match_key
+        self.fields, self.merged_into = fields, merged_into
+        self.created_run, self.updated_run, self.account_id = created_run, updated_run, account_id
+        self._sides = sides if sides is not None or sides_text is None else None
+        self._sides_text = sides_text if sides is None else None
+        if self._sides is None and self._sides_text is None:
+            self._sides = {}
+
+    @property
+    def sides(self) -> dict[str, Any]:
+        if self._sides is None:
+            self._sides = loads_exact(self._sides_text or "{}")
+            self._sides_text = None
+        return self._sides
+
+    @sides.setter
+    def sides(self, value: dict[str, Any]) -> None:
+        self._sides, self._sides_text = value, None
+
+    def sides_json(self) -> str:
+        """The sides as the store keeps them (as read, when nobody asked for them)."""
+        return self._sides_text if self._sides is None and self._sides_text else dumps(self.sides)
+
+    def sharing_sides(self, **changes: Any) -> Entity:
+        """A copy with these attributes changed and the same sides, still unread if unread."""
+        copy = Entity(
+            self.kind,
+            self.id,
+            self.match_key,
+            self.fields,
+            self._sides,
+            self.merged_into,
+            self.created_run,
+            self.updated_run,
+            self.account_id,
+            sides_text=self._sides_text,
+        )
+        for name, value in changes.items():
+            setattr(copy, name, value)
+        return copy
+
+    def _state(self) -> tuple[Any, ...]:
+        return (
+            self.kind,
+            self.id,
+            self.match_key,
+            self.fields,
+            self.sides,
+            self.merged_into,
+            self.created_run,
+            self.updated_run,
+            self.account_id,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Entity) and self._state() == other._state()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it was
+
+    def __repr__(self) -> str:
+        return (
+            f"Entity(kind={self.kind!r}, id={self.id!r}, match_key={self.match_key!r}, "
+            f"fields={self.fields!r}, sides={self.sides!r}, merged_into={self.merged_into!r}, "
+            f"created_run={self.created_run!r}, updated_run={self.updated_run!r}, "
+            f"account_id={self.account_id!r})"
+        )
 
 
 @dataclass(frozen=True)
@@ -137,9 +224,11 @@ class UnifiedStore:
         found: dict[str, str] = {}
         for chunk in _chunks(list(set(people))):
             marks = ",".join("?" for _ in chunk)
+            # `+system`, `+object`: searched by person (link_entity), not through every Lead
+            # link once per chunk (the primary key), which grew with the square of the org.
             for person, lead in self.conn.execute(
-                "SELECT entity_id, record_id FROM link WHERE kind = 'person' AND system ="
-                f" 'salesforce' AND object = 'Lead' AND entity_id IN ({marks})"
+                "SELECT entity_id, record_id FROM link WHERE kind = 'person' AND +system ="
+                f" 'salesforce' AND +object = 'Lead' AND entity_id IN ({marks})"
                 " AND state IN ('live', 'converted') ORDER BY created_at DESC",
                 list(chunk),
             ):
@@ -187,11 +276,12 @@ class UnifiedStore:
                     row[1],
                     row[2],
                     loads_exact(row[3]),
-                    loads_exact(row[4]),
+                    None,
                     row[5],
                     row[6],
                     row[7],
                     row[8],
+                    sides_text=row[4],
                 )
         return found
 
@@ -201,8 +291,11 @@ class UnifiedStore:
         for chunk in _chunks(list(set(keys))):
             marks = ",".join("?" for _ in chunk)
             rows = self.conn.execute(
-                f"SELECT match_key, id FROM entity WHERE kind = ? AND merged_into IS NULL"
-                f" AND match_key IN ({marks}) ORDER BY created_run DESC, id DESC",
+                # Named: without statistics SQLite reads every entity of the kind instead
+                # (here and for accounts below), a fixed cost in every incremental pass.
+                f"SELECT match_key, id FROM entity INDEXED BY entity_match WHERE kind = ?"
+                f" AND merged_into IS NULL AND match_key IN ({marks})"
+                " ORDER BY created_run DESC, id DESC",
                 [kind, *chunk],
             )
             for key, entity_id in rows:
@@ -223,7 +316,7 @@ class UnifiedStore:
                     e.id,
                     e.match_key,
                     dumps(e.fields),
-                    dumps(e.sides),
+                    e.sides_json(),
                     e.merged_into,
                     e.created_run,
                     e.updated_run,
@@ -233,14 +326,23 @@ class UnifiedStore:
             ],
         )
 
+    def save_fields(self, entities: Iterable[Entity]) -> None:
+        """Stored entities whose fields changed, nothing else (and their `updated_run`): the
+        sides and the match and account indexes stay as they are, where `save_entities`
+        writes every column again."""
+        self.conn.executemany(
+            "UPDATE entity SET fields = ?, updated_run = ? WHERE kind = ? AND id = ?",
+            [(dumps(e.fields), e.updated_run, e.kind, e.id) for e in entities],
+        )
+
     def of_accounts(self, kind: str, accounts: Iterable[str]) -> dict[str, list[str]]:
         """Live entities of `kind` by the account they belong to."""
         found: dict[str, list[str]] = {}
         for chunk in _chunks(list(set(accounts))):
             marks = ",".join("?" for _ in chunk)
             for account, entity_id in self.conn.execute(
-                f"SELECT account_id, id FROM entity WHERE kind = ? AND merged_into IS NULL"
-                f" AND account_id IN ({marks}) ORDER BY id",
+                f"SELECT account_id, id FROM entity INDEXED BY entity_account WHERE kind = ?"
+                f" AND merged_into IS NULL AND account_id IN ({marks}) ORDER BY id",
                 [kind, *chunk],
             ):
                 found.setdefault(account, []).append(entity_id)
@@ -261,6 +363,19 @@ class UnifiedStore:
                 return current
             current = row[0]
         return current
+
+    def merged_into(self, kind: str, ids: Iterable[str]) -> dict[str, str | None]:
+        """For each of these entities that exists, the entity it was merged into (or None)."""
+        found: dict[str, str | None] = {}
+        for chunk in _chunks(list(set(ids))):
+            marks = ",".join("?" for _ in chunk)
+            found.update(
+                self.conn.execute(
+                    f"SELECT id, merged_into FROM entity WHERE kind = ? AND id IN ({marks})",
+                    [kind, *chunk],
+                ).fetchall()
+            )
+        return found
 
     def count(self, kind: str) -> int:
         row = self.conn.execute(
@@ -310,8 +425,8 @@ class UnifiedStore:
             found |= {
                 row[0]
                 for row in self.conn.execute(
-                    "SELECT id FROM entity WHERE kind = 'opportunity' AND merged_into IS NULL AND"
-                    f" account_id IN ({marks})",
+                    "SELECT id FROM entity INDEXED BY entity_account WHERE kind = 'opportunity'"
+                    f" AND merged_into IS NULL AND account_id IN ({marks})",
                     list(chunk),
                 )
             }
@@ -399,8 +514,7 @@ class UnifiedStore:
         )
 
     def clear_duplicates(self, kind: str, entity_ids: Iterable[str]) -> None:
-        # No index leads to (kind, entity_id): a statement per chunk scans the table once per
-        # chunk, where a statement per entity scanned it once per entity.
+        # A statement per chunk, searched through duplicate_entity (migration 4).
         for chunk in _chunks(list(set(entity_ids))):
             marks = ",".join("?" for _ in chunk)
             self.conn.execute(
