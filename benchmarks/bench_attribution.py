@@ -1,7 +1,8 @@
 """Attribution at scale: touchpoints and credits (every model) for a synthetic org of 100,000
 people, about 10,000 opportunities and 1,000,000 touch records, built by direct inserts through
-the store (not through the emulators). Measures a full computation, then an incremental one
-after 1% of the opportunities changed. Prints a Markdown table.
+the store (not through the emulators). Measures a full computation, then incremental ones
+after 0.1%, 1% and 10% of the opportunities changed (`--changes`). Prints a Markdown table, in
+wall and CPU seconds (the CPU seconds are what other processes on the machine do not distort).
 
     PYTHONPATH=. .venv/bin/python benchmarks/bench_attribution.py [--people 100000]
 """
@@ -18,15 +19,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from syncd.attribution import AttributionSettings
-from syncd.credits import compute_credits, desired_writes
+from syncd.attribution import MODELS, AttributionSettings
+from syncd.credits import CreditReport, Desired, compute_credits, desired_writes
 from syncd.model import Page, Record
 from syncd.store import Store
 from syncd.store.attribution import AttributionStore
 from syncd.store.unified import Entity, Link
-from syncd.touchpoints import refresh_touchpoints
+from syncd.touchpoints import TouchReport, refresh_touchpoints
 
 T = TypeVar("T")
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -144,10 +145,27 @@ class Org:
         return Record(system, kind, f"{kind[:3]}{t:012d}", at, data)
 
 
-def timed(step: Callable[[], T]) -> tuple[T, float]:
-    began = time.perf_counter()
+class Took(float):
+    """Wall seconds of one step, carrying its CPU seconds (`process_time`, which the load of
+    other processes on the machine does not distort)."""
+
+    cpu: float
+
+    def __new__(cls, wall: float, cpu: float) -> Took:
+        took = super().__new__(cls, wall)
+        took.cpu = cpu
+        return took
+
+
+def timed(step: Callable[[], T]) -> tuple[T, Took]:
+    began, began_cpu = time.perf_counter(), time.process_time()
     result = step()
-    return result, time.perf_counter() - began
+    return result, Took(time.perf_counter() - began, time.process_time() - began_cpu)
+
+
+def _cells(*steps: Took) -> str:
+    wall, cpu = sum(steps), sum(s.cpu for s in steps)
+    return f"{wall:.2f} | {cpu:.2f}"
 
 
 def change_opportunities(store: Store, share: float, run: int) -> int:
@@ -163,12 +181,36 @@ def change_opportunities(store: Store, share: float, run: int) -> int:
     return len(entities)
 
 
+class Incremental(NamedTuple):
+    """One incremental computation after `changed` opportunities changed."""
+
+    changed: int
+    touches: TouchReport
+    credits: CreditReport
+    desired: Desired
+    took: tuple[Took, Took, Took]
+
+
+def incremental(store: Store, settings: AttributionSettings, share: float, run: int
+                ) -> Incremental:
+    changed = change_opportunities(store, share, run)
+    touches, touch_took = timed(lambda: refresh_touchpoints(store, run - 1, run))
+    credits, credit_took = timed(lambda: compute_credits(store, settings, NOW, run))
+    desired, desired_took = timed(lambda: desired_writes(store, settings, credits))
+    return Incremental(changed, touches, credits, desired, (touch_took, credit_took,
+                                                           desired_took))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--touches", type=int, default=0, help="default: 10 per person")
+    parser.add_argument("--changes", default="0.001,0.01,0.1",
+                        help="shares of the opportunities changed before each incremental "
+                             "computation, in turn (default: 0.001,0.01,0.1)")
     args = parser.parse_args()
     touches = args.touches or args.people * 10
+    shares = [float(share) for share in args.changes.split(",") if share]
     settings = AttributionSettings()
     with tempfile.TemporaryDirectory() as folder:
         store = Store(Path(folder) / "bench.db")
@@ -177,31 +219,34 @@ def main() -> None:
         made, full_touch = timed(lambda: refresh_touchpoints(store, 0, 2))
         credits, full_credit = timed(lambda: compute_credits(store, settings, NOW, 2))
         desired, full_desired = timed(lambda: desired_writes(store, settings))
-        changed = change_opportunities(store, 0.01, 3)
-        again, inc_touch = timed(lambda: refresh_touchpoints(store, 2, 3))
-        inc, inc_credit = timed(lambda: compute_credits(store, settings, NOW, 3))
-        inc_desired, inc_desired_took = timed(lambda: desired_writes(store, settings, inc))
-        attribution = AttributionStore(store.db.conn)
-        rows = attribution.credit_count()
+        rows = AttributionStore(store.db.conn).credit_count()
+        passes = [incremental(store, settings, share, run)
+                  for run, share in enumerate(shares, start=3)]
         store.close()
     print(f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"Org: {args.people:,} people, {org.opportunities:,} opportunities, "
           f"{touches:,} touch records (built in {build:.1f}s)\n")
-    print("| step | work | seconds |")
-    print("|---|---|---:|")
-    print(f"| full: touchpoints | {made.written:,} touchpoints | {full_touch:.1f} |")
-    print(f"| full: credits, all {8} models | {len(credits.recomputed):,} opportunities, "
-          f"{rows:,} credit rows | {full_credit:.1f} |")
+    print("| step | work | seconds | CPU seconds |")
+    print("|---|---|---:|---:|")
+    print(f"| full: touchpoints | {made.written:,} touchpoints | {_cells(full_touch)} |")
+    print(f"| full: credits, all {len(MODELS)} models | {len(credits.recomputed):,} "
+          f"opportunities, {rows:,} credit rows | {_cells(full_credit)} |")
     print(f"| full: write-back values | {len(desired.touch_labels):,} opportunities, "
-          f"{len(desired.person_revenue):,} people | {full_desired:.1f} |")
-    print(f"| **full total** | | **{full_touch + full_credit + full_desired:.1f}** |")
-    print(f"| incremental: touchpoints | {again.written:,} touchpoints | {inc_touch:.2f} |")
-    print(f"| incremental: credits ({changed:,} opportunities changed) | "
-          f"{len(inc.recomputed):,} recomputed of {inc.considered:,} considered | "
-          f"{inc_credit:.2f} |")
-    print(f"| incremental: write-back values | {len(inc_desired.touch_labels):,} "
-          f"opportunities, {len(inc_desired.person_revenue):,} people | {inc_desired_took:.2f} |")
+          f"{len(desired.person_revenue):,} people | {_cells(full_desired)} |")
+    print(f"| **full total** | | {_cells(full_touch, full_credit, full_desired)} |")
+    for again in passes:
+        touch_took, credit_took, desired_took = again.took
+        print(f"| incremental ({again.changed:,} opportunities changed): touchpoints | "
+              f"{again.touches.written:,} touchpoints | {_cells(touch_took)} |")
+        print(f"| incremental ({again.changed:,}): credits | "
+              f"{len(again.credits.recomputed):,} recomputed of {again.credits.considered:,} "
+              f"considered | {_cells(credit_took)} |")
+        print(f"| incremental ({again.changed:,}): write-back values | "
+              f"{len(again.desired.touch_labels):,} opportunities, "
+              f"{len(again.desired.campaign_revenue):,} Campaigns, "
+              f"{len(again.desired.person_revenue):,} people | {_cells(desired_took)} |")
+        print(f"| **incremental total ({again.changed:,})** | | {_cells(*again.took)} |")
 
 
 if __name__ == "__main__":

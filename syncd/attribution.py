@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import cache
+from typing import NamedTuple
 
 __all__ = [
     "KIND_ORDER",
@@ -56,8 +58,10 @@ _HALF_LIFE = timedelta(days=7)
 _CENT = Decimal("0.01")
 
 
-@dataclass(frozen=True)
-class Touch:
+class Touch(NamedTuple):
+    """One touchpoint as the models see it (a named tuple: a full computation makes a quarter
+    of a million per 10,000 opportunities)."""
+
     id: str
     at: datetime
     kind: str
@@ -127,8 +131,11 @@ _MILESTONE_MODELS: Mapping[str, tuple[dict[str, int], int]] = {
 }
 
 
+_KIND_RANK = {kind: rank for rank, kind in enumerate(KIND_ORDER)}
+
+
 def _sort_key(touch: Touch) -> tuple[datetime, int, str, str]:
-    kind = KIND_ORDER.index(touch.kind) if touch.kind in KIND_ORDER else len(KIND_ORDER)
+    kind = _KIND_RANK.get(touch.kind, len(KIND_ORDER))
     # The touch id last: one record is one touch, so this only keeps the order total.
     return (touch.at, kind, touch.source_id, touch.id)
 
@@ -291,7 +298,7 @@ def credits_of_ordered(
     total = (amount or Decimal(0)).quantize(_CENT, ROUND_HALF_EVEN)
     cents, sign = int(abs(total) * 100), -1 if total < 0 else 1
     found = _milestone_positions(inside, created)
-    custom = (weights or CustomWeights()).as_integers()
+    custom = _integers(weights or CustomWeights())
     rows: list[tuple[str, str, float, float]] = []
     for model in MODELS:
         if model == "linear":
@@ -309,11 +316,16 @@ def credits_of_ordered(
         units = _units(exact, weight)
         whole = _cents(units, cents)
         rows += [
-            (model, ids[i], units[i] / _QUANTUM, sign * whole[i] / 100)
-            for i in range(count)
-            if units[i] > 0
+            (model, touch, unit / _QUANTUM, sign * cent / 100)
+            for touch, unit, cent in zip(ids, units, whole, strict=True)
+            if unit > 0
         ]
     return rows
+
+
+@cache
+def _integers(weights: CustomWeights) -> tuple[dict[str, int], int]:
+    return weights.as_integers()
 
 
 def _credits_by_reference(
@@ -361,20 +373,26 @@ def _milestone_weights(
             rest += weight
         else:
             held[position] = held.get(position, 0) + weight
-    others = [i for i in range(count) if i not in held] or list(held)
-    split = [held.get(i, 0) * len(others) for i in range(count)]
-    for i in others:
-        split[i] += rest
+    if len(held) == count:  # no touch but milestones: the rest is split among them
+        return [held[i] * count + rest for i in range(count)]
+    split = [rest] * count
+    others = count - len(held)
+    for i, weight in held.items():
+        split[i] = weight * others
     return split
 
 
+# The two below hand the spare units to the largest remainders. Sorting with reverse=True is
+# stable too: equal keys keep their order, so ties go to the earlier touch.
+
+
 def _units(weights: list[int], total: int) -> list[int]:
-    """`_quantized` in units of 10^-12 (a stable sort keeps ties to the earlier touch)."""
+    """`_quantized` in units of 10^-12 (ties to the earlier touch)."""
     units = [w * _QUANTUM // total for w in weights]
     spare = _QUANTUM - sum(units)
     if spare:
         remainders = [w * _QUANTUM % total for w in weights]
-        for i in sorted(range(len(units)), key=lambda i: -remainders[i])[:spare]:
+        for i in sorted(range(len(units)), key=remainders.__getitem__, reverse=True)[:spare]:
             units[i] += 1
     return units
 
@@ -382,11 +400,10 @@ def _units(weights: list[int], total: int) -> list[int]:
 def _cents(units: list[int], cents: int) -> list[int]:
     """`allocate` in whole cents (before the sign): ties to the larger share, then the earlier
     touch, as the stable sorts there give."""
-    order = sorted(range(len(units)), key=lambda i: -units[i])
     whole = [u * cents // _QUANTUM for u in units]
     spare = cents - sum(whole)
     if spare:
-        remainders = [u * cents % _QUANTUM for u in units]
-        for i in sorted(order, key=lambda i: -remainders[i])[:spare]:
+        keys = [(u * cents % _QUANTUM, u) for u in units]
+        for i in sorted(range(len(units)), key=keys.__getitem__, reverse=True)[:spare]:
             whole[i] += 1
     return whole

@@ -95,14 +95,16 @@ def refresh_touchpoints(store: Store, after_run: int, run: int) -> TouchReport:
 
 def _first_build(store: Store, touches: AttributionStore, run: int, report: TouchReport) -> None:
     """Every touch record into an empty `touchpoint`: the usual records set-based in SQL (a
-    million touches in seconds), the unusual ones through the builders below."""
-    report.written += touches.build_touchpoints(run, touches.campaign_names(), _EMAIL.normalize)
+    million touches in seconds), the unusual ones through the builders below (a deleted or
+    merged record is no touch, and an empty table has none to drop)."""
+    built = touches.build_touchpoints(run, touches.campaign_names(), _EMAIL.normalize)
+    report.written += built.inserted
     # SQL took the entity a Salesforce touch's link names: follow merges to the survivor.
     unsettled = touches.unsettled_people()
     touches.repoint_touchpoints(touches.survivors("person", unsettled))
-    for system, obj in TOUCH_OBJECTS:
-        for batch in _batches(touches.unusual_records(system, obj)):
-            _rebuild(store, touches, batch, run, report)
+    for (system, obj), unusual in built.unusual.items():
+        for ids in _batches(unusual):
+            _rebuild(store, touches, touches.source_rows(system, obj, ids), run, report)
     report.people |= touches.touched_people()
 
 

@@ -13,7 +13,7 @@ to 0 is written as 0.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -53,7 +53,7 @@ class Attributed:
             }
             return cls(labels, {})
         if kind == "person":
-            found = sums(attribution.won_by_person(settings.written_model, set(ids)))
+            found = in_cents(attribution.won_by_person(settings.written_model, set(ids)))
             return cls({}, {person: found.get(person, Decimal(0)) for person in ids})
         return cls({}, {})
 
@@ -115,9 +115,6 @@ def campaign_rows(store: Store, revenue: Mapping[str, Decimal]) -> list[OutboxRo
     return rows
 
 
-def sums(rows: Iterable[tuple[str, float]]) -> dict[str, Decimal]:
-    """Credited amounts (whole cents stored as REAL) summed exactly, per key."""
-    totals: dict[str, Decimal] = {}
-    for key, amount in rows:
-        totals[key] = totals.get(key, Decimal(0)) + Decimal(repr(amount))
-    return {key: total.quantize(CENT) for key, total in totals.items()}
+def in_cents(totals: Mapping[str, int]) -> dict[str, Decimal]:
+    """Whole cents per key as amounts."""
+    return {key: Decimal(total).scaleb(-2) for key, total in totals.items()}

@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-__all__ = ["AttributionStore", "CreditRow", "TouchRow"]
+__all__ = ["AttributionStore", "CreditRow", "TouchBuild", "TouchRow"]
 
 _CHUNK = 500
 
@@ -25,6 +26,14 @@ class TouchRow(NamedTuple):
     label: str
     sales: bool
     source_id: str
+
+
+class TouchBuild(NamedTuple):
+    """What the set-based first build did: touchpoints inserted, and the ids of the live
+    records of each (system, object) it left to the Python builders."""
+
+    inserted: int
+    unusual: dict[tuple[str, str], list[str]]
 
 
 class CreditRow(NamedTuple):
@@ -51,15 +60,6 @@ _TOUCH_COLUMNS = "id, person_id, at, kind, label, sales, source_id"
 def _touch(row: tuple[Any, ...]) -> TouchRow:
     return TouchRow(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6])
 
-
-
-# A won opportunity: Salesforce's IsWon (kept by reconcile as `_is_won`), or for an opportunity
-# without a Salesforce record, its unified stage (HubSpot's vocabulary) being closedwon.
-_WON = (
-    "CROSS JOIN entity e ON e.kind = 'opportunity' AND e.id = c.opportunity_id"
-    " AND coalesce(json_extract(e.fields, '$._is_won'),"
-    " json_extract(e.fields, '$.stage') = 'closedwon')"
-)
 
 
 class AttributionStore:
@@ -89,11 +89,41 @@ class AttributionStore:
                 found.setdefault(row[1], []).append(_touch(row))
         return found
 
+    def touchpoints_between(
+        self, spans: Iterable[tuple[str, str, str, str]]
+    ) -> dict[str, list[TouchRow]]:
+        """Key -> the touchpoints of a person from one instant to another (ISO text, both
+        included), for spans (key, person, start, end): an opportunity's window and people."""
+        found: dict[str, list[TouchRow]] = {}
+        for chunk in _chunks(spans):
+            for row in self.conn.execute(
+                "WITH span (owner, person, since, until) AS (VALUES"
+                f" {','.join('(?, ?, ?, ?)' for _ in chunk)})"
+                f" SELECT span.owner, {', '.join(f't.{c}' for c in _TOUCH_COLUMNS.split(', '))}"
+                " FROM span CROSS JOIN touchpoint t ON t.person_id = span.person"
+                " AND t.at BETWEEN span.since AND span.until",
+                [value for span in chunk for value in span],
+            ):
+                found.setdefault(row[0], []).append(_touch(row[1:]))
+        return found
+
     def orphan_touchpoints(self) -> list[str]:
         """Touchpoints whose person is not known yet (the index on person_id finds them)."""
         return [
             r[0] for r in self.conn.execute("SELECT id FROM touchpoint WHERE person_id IS NULL")
         ]
+
+    def people_touched_after(self, run: int) -> set[str]:
+        """People with touchpoints saved by passes after `run`."""
+        # Left to itself, SQLite walks the whole index on person_id for the DISTINCT.
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT person_id FROM touchpoint INDEXED BY touchpoint_run"
+                " WHERE run > ? AND person_id IS NOT NULL",
+                (run,),
+            )
+        }
 
     def people_touched_between(self, after: str, through: str) -> set[str]:
         """People with a touch in (after, through]: open windows that grew to take it in."""
@@ -132,12 +162,16 @@ class AttributionStore:
 
     def build_touchpoints(
         self, run: int, campaign_names: Mapping[str, str], email: Callable[[Any], str | None]
-    ) -> int:
+    ) -> TouchBuild:
         """Insert the touchpoints of every usual touch record (pulled by any pass) in SQL; the
         person of a Salesforce touch is the entity its link names, merged or not (see
-        `unsettled_people`). Returns how many were inserted."""
+        `unsettled_people`). The unusual records are named, not built."""
         self.conn.create_function("syncd_email", 1, email, deterministic=True)
         self.conn.create_function("syncd_strip", 1, _strip, deterministic=True)
+        unusual: list[str] = []
+        # Called once for each record the WHERE finds unusual (and for no other): the same
+        # reading of the records that builds the usual ones names the rest.
+        self.conn.create_function("syncd_unusual", 1, _collect(unusual), deterministic=False)
         self.conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS touch_campaign (id TEXT PRIMARY KEY, name TEXT)"
         )
@@ -151,47 +185,57 @@ class AttributionStore:
         self.conn.executemany(
             "INSERT INTO temp.touch_campaign (id, name) VALUES (?, ?)", campaign_names.items()
         )
-        inserted = 0
-        for build in _SET_BUILDS:
-            # `+s.pulled_run`: walk the primary key of one object, not the index on pulled_run.
-            before = self.conn.total_changes
-            self.conn.execute(
-                "INSERT INTO touchpoint (id, person_id, at, kind, label, sales, source_id, run)"
-                f" SELECT ? || x.id, {build.person}, x.at, ?, x.label, ?, x.id, ?"
-                f" FROM (SELECT s.id AS id, {build.columns} FROM source_record s"
-                " WHERE s.system = ? AND s.object = ? AND +s.pulled_run > 0"
-                f" AND coalesce({build.usual}, 0) AND {_LIVE_RECORD}"
-                f" AND coalesce({build.touch}, 0)) x WHERE x.touch_key IS NOT NULL",
-                (f"{build.system}:{build.obj}:", build.kind, build.sales, run, build.system,
-                 build.obj),
-            )
-            inserted += self.conn.total_changes - before
+        inserted, left = 0, dict[tuple[str, str], list[str]]()
+        with self.indexes_deferred("touchpoint"):
+            for build in _SET_BUILDS:
+                inserted += self._insert_usual(build, run)
+                left[(build.system, build.obj)] = unusual[:]
+                unusual.clear()
         self.conn.execute("DELETE FROM temp.touch_campaign")
         self.conn.execute("DELETE FROM temp.touch_email")
-        return inserted
+        return TouchBuild(inserted, left)
 
-    def unusual_records(self, system: str, obj: str) -> list[dict[str, Any]]:
-        """The touch records of one object that `build_touchpoints` leaves to Python."""
-        build = next(b for b in _SET_BUILDS if (b.system, b.obj) == (system, obj))
-        return [
-            {"system": system, "object": obj, "id": row[0], "deleted": bool(row[1]),
-             "merged_into": row[2], "data": json.loads(row[3]), "pulled_run": row[4]}
-            for row in self.conn.execute(
-                "SELECT s.id, s.deleted, s.merged_into, s.data, s.pulled_run FROM source_record s"
-                " WHERE s.system = ? AND s.object = ? AND +s.pulled_run > 0"
-                f" AND NOT coalesce({build.usual}, 0)",
-                (system, obj),
-            )
-        ]
+    def _insert_usual(self, build: _SetBuild, run: int) -> int:
+        before = self.conn.total_changes
+        self.conn.execute(
+            "INSERT INTO touchpoint (id, person_id, at, kind, label, sales, source_id, run)"
+            f" SELECT ? || x.id, {build.person}, x.at, ?, x.label, ?, x.id, ?"
+            f" FROM (SELECT r.id AS id, {build.columns} FROM {_fields_of(build)}"
+            f" WHERE CASE WHEN coalesce({build.usual}, 0) THEN coalesce({build.touch}, 0)"
+            f" ELSE syncd_unusual(r.id) END {_ONCE}) x WHERE x.touch_key IS NOT NULL",
+            (f"{build.system}:{build.obj}:", build.kind, build.sales, run, build.system,
+             build.obj),
+        )
+        return self.conn.total_changes - before
+
+    @contextmanager
+    def indexes_deferred(self, table: str) -> Iterator[None]:
+        """Drop `table`'s indexes and make them again afterwards, inside the caller's
+        transaction: filling a table with a million rows costs half as much when each index
+        is sorted once at the end instead of kept up to date row by row."""
+        if not self.conn.in_transaction:
+            # DDL opens no transaction by itself: a drop must not commit before the rows do.
+            self.conn.execute("BEGIN")
+        indexes = self.conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+            " AND sql IS NOT NULL ORDER BY name",
+            (table,),
+        ).fetchall()
+        for name, _ in indexes:
+            self.conn.execute(f'DROP INDEX "{name}"')
+        yield
+        for _, sql in indexes:
+            self.conn.execute(sql)
 
     def unsettled_people(self) -> set[str]:
         """Person ids of touchpoints that are not a live person (merged away, or unknown)."""
         return {
             row[0]
             for row in self.conn.execute(
-                "SELECT DISTINCT t.person_id FROM touchpoint t WHERE t.person_id IS NOT NULL"
-                " AND NOT EXISTS (SELECT 1 FROM entity e WHERE e.kind = 'person'"
-                " AND e.id = t.person_id AND e.merged_into IS NULL)"
+                # Each person once (the index on person_id), then whether they are live.
+                "SELECT t.person_id FROM (SELECT DISTINCT person_id FROM touchpoint"
+                " WHERE person_id IS NOT NULL) t WHERE NOT EXISTS (SELECT 1 FROM entity e"
+                " WHERE e.kind = 'person' AND e.id = t.person_id AND e.merged_into IS NULL)"
             )
         }
 
@@ -365,21 +409,36 @@ class AttributionStore:
             ).fetchall()
         return found
 
+    def credited_labels(self, opportunity_ids: Iterable[str], model: str) -> set[str]:
+        """The lower-cased labels these opportunities' won credit under `model` went to."""
+        found: set[str] = set()
+        for chunk in _chunks(set(opportunity_ids)):
+            found |= {
+                row[0]
+                for row in self.conn.execute(
+                    "SELECT label FROM credit_label WHERE model = ?"
+                    f" AND opportunity_id IN ({_marks(chunk)})",
+                    [model, *chunk],
+                )
+            }
+        return found
+
     def replace_credits(
         self,
         opportunity_ids: Iterable[str],
         credits: Iterable[tuple[str, str, str, float, float]],
         digests: Iterable[tuple[str, str]],
         run: int,
+        won_labels: Iterable[tuple[str, str, str, int]] = (),
+        won_people: Iterable[tuple[str, str, str, int]] = (),
     ) -> None:
-        """Replace these opportunities' credits and input digests (one transaction is the
-        caller's)."""
+        """Replace these opportunities' credits, input digests, and won credit per label
+        (opportunity, model, lower-cased label, cents) and per person (opportunity, model,
+        person, cents); one transaction is the caller's."""
         for chunk in _chunks(set(opportunity_ids)):
             marks = _marks(chunk)
-            self.conn.execute(f"DELETE FROM credit WHERE opportunity_id IN ({marks})", chunk)
-            self.conn.execute(
-                f"DELETE FROM attribution_input WHERE opportunity_id IN ({marks})", chunk
-            )
+            for table in ("credit", "attribution_input", "credit_label", "credit_person"):
+                self.conn.execute(f"DELETE FROM {table} WHERE opportunity_id IN ({marks})", chunk)
         # Rows as they come (CreditRows or plain tuples in that order): a full computation
         # writes over a million, so no copy per row; the run is one literal.
         self.conn.executemany(
@@ -390,6 +449,15 @@ class AttributionStore:
         self.conn.executemany(
             "INSERT INTO attribution_input (opportunity_id, digest, run) VALUES (?, ?, ?)",
             [(opp, digest, run) for opp, digest in digests],
+        )
+        self.conn.executemany(
+            "INSERT INTO credit_label (opportunity_id, model, label, cents) VALUES (?, ?, ?, ?)",
+            won_labels,
+        )
+        self.conn.executemany(
+            "INSERT INTO credit_person (opportunity_id, model, person_id, cents)"
+            " VALUES (?, ?, ?, ?)",
+            won_people,
         )
 
     def credits(self, opportunity_id: str, model: str | None = None) -> list[CreditRow]:
@@ -408,40 +476,37 @@ class AttributionStore:
 
     def end_labels(self, opportunity_ids: Iterable[str] | None) -> dict[str, dict[str, str]]:
         """Opportunity -> {"first_touch": label, "last_touch": label} (None: every one)."""
+        # Every computed opportunity from attribution_input, then its two credits by the
+        # primary key: a scan of credit would read every model's rows.
         query = (
-            "SELECT c.opportunity_id, c.model, t.label FROM credit c"
-            " JOIN touchpoint t ON t.id = c.touchpoint_id"
-            " WHERE c.model IN ('first_touch', 'last_touch') AND c.share > 0"
+            "SELECT c.opportunity_id, c.model, t.label FROM attribution_input a"
+            " CROSS JOIN credit c ON c.opportunity_id = a.opportunity_id"
+            " AND c.model IN ('first_touch', 'last_touch')"
+            " CROSS JOIN touchpoint t ON t.id = c.touchpoint_id WHERE c.share > 0"
         )
         found: dict[str, dict[str, str]] = {}
-        for rows in self._filtered(query, "c.opportunity_id", [], opportunity_ids):
+        for rows in self._filtered(query, "a.opportunity_id", [], opportunity_ids):
             for opp, model, label in rows:
                 found.setdefault(opp, {})[model] = label
         return found
 
-    def won_by_label(self, model: str, labels: Iterable[str] | None) -> list[tuple[str, float]]:
-        """(lower-cased label, credited amount) of won opportunities' credits under `model`,
-        for these lower-cased labels (None: every label)."""
-        # CROSS JOIN keeps this order: the touches first (few, for a few labels), then their
-        # credits through the credit_touchpoint index.
-        query = (
-            "SELECT lower(t.label), c.amount FROM touchpoint t"
-            f" CROSS JOIN credit c ON c.touchpoint_id = t.id {_WON} WHERE c.model = ?"
-        )
-        return [
-            row for rows in self._filtered(query, "lower(t.label)", [model], labels) for row in rows
-        ]
+    def won_by_label(self, model: str, labels: Iterable[str] | None) -> dict[str, int]:
+        """Lower-cased label -> cents of won opportunities' credits under `model`, for these
+        lower-cased labels (None: every label)."""
+        query = "SELECT label, sum(cents) FROM credit_label WHERE model = ?"
+        found: dict[str, int] = {}
+        for rows in self._filtered(query, "label", [model], labels, " GROUP BY label"):
+            found.update(rows)
+        return found
 
-    def won_by_person(self, model: str, people: Iterable[str] | None) -> list[tuple[str, float]]:
-        """(person, credited amount) of won opportunities' credits under `model`."""
-        query = (
-            "SELECT t.person_id, c.amount FROM touchpoint t"
-            f" CROSS JOIN credit c ON c.touchpoint_id = t.id {_WON}"
-            " WHERE c.model = ? AND t.person_id IS NOT NULL"
-        )
-        return [
-            row for rows in self._filtered(query, "t.person_id", [model], people) for row in rows
-        ]
+    def won_by_person(self, model: str, people: Iterable[str] | None) -> dict[str, int]:
+        """Person -> cents of won opportunities' credits under `model` to their touches, for
+        these people (None: everyone)."""
+        query = "SELECT person_id, sum(cents) FROM credit_person WHERE model = ?"
+        found: dict[str, int] = {}
+        for rows in self._filtered(query, "person_id", [model], people, " GROUP BY person_id"):
+            found.update(rows)
+        return found
 
     def campaigns(self) -> list[tuple[str, str]]:
         """(Campaign id, Name) of the live Salesforce Campaigns."""
@@ -455,33 +520,68 @@ class AttributionStore:
         ]
 
     def _filtered(
-        self, query: str, column: str, params: list[Any], values: Iterable[str] | None
+        self,
+        query: str,
+        column: str,
+        params: list[Any],
+        values: Iterable[str] | None,
+        tail: str = "",
     ) -> Iterator[list[Any]]:
         if values is None:
-            yield self.conn.execute(query, params).fetchall()
+            yield self.conn.execute(query + tail, params).fetchall()
             return
         for chunk in _chunks(set(values)):
             yield self.conn.execute(
-                f"{query} AND {column} IN ({_marks(chunk)})", [*params, *chunk]
+                f"{query} AND {column} IN ({_marks(chunk)}){tail}", [*params, *chunk]
             ).fetchall()
 
 
 def _strip(value: Any) -> str | None:
     return None if value is None else str(value).strip()
 
+
+def _collect(into: list[str]) -> Callable[[str], int]:
+    """An SQL function that keeps its argument and is false."""
+
+    def collect(value: str) -> int:
+        into.append(value)
+        return 0
+
+    return collect
+
 # -- the first build of touchpoints, set-based -------------------------------------------------
 # A first pass turns every touch record into a touchpoint: done in SQL, one INSERT ... SELECT per
-# object, for the records whose fields have the usual shapes (`_USUAL`); the rest go through the
-# Python builders (`syncd.touchpoints`), which stay the reference. Each object's SQL must give
-# exactly what its Python builder gives for the records it takes.
+# object, for the records whose fields have the usual shapes (`_SetBuild.usual`); the rest go
+# through the Python builders (`syncd.touchpoints`), which stay the reference. Each object's SQL
+# must give exactly what its Python builder gives for the records it takes.
+#
+# Each JSON field is read once per record, in the innermost query `r` (a record's JSON type and
+# value of a field are `r.t_<field>` and `r.v_<field>`), and each derived column once in `x`:
+# `_ONCE` keeps SQLite from folding a subquery into the one around it, which would repeat the
+# reading wherever a column is used (a million records and some twenty uses each).
+
+_ONCE = "LIMIT -1 OFFSET 0"
 
 
 def _j(path: str) -> str:
-    return f"json_extract(s.data, '$.{path}')"
+    return f"r.v_{path}"
 
 
 def _t(path: str) -> str:
-    return f"json_type(s.data, '$.{path}')"
+    return f"r.t_{path}"
+
+
+def _fields_of(build: _SetBuild) -> str:
+    """The subquery `r`: one object's live records pulled by any pass, and their fields."""
+    columns = "".join(
+        f", json_type(s.data, '$.{f}') AS t_{f}, json_extract(s.data, '$.{f}') AS v_{f}"
+        for f in build.fields
+    )
+    # `+s.pulled_run`: walk the key of one object, not the index on pulled_run.
+    return (
+        f"(SELECT s.id AS id{columns} FROM source_record s WHERE s.system = ? AND s.object = ?"
+        f" AND +s.pulled_run > 0 AND {_LIVE_RECORD} {_ONCE}) r"
+    )
 
 
 def _text_or_null(path: str) -> str:
@@ -539,12 +639,14 @@ _BY_WHO = (
 
 
 class _SetBuild(NamedTuple):
-    """One object's set-based build: which records it takes (`usual`), which of those are
-    touches (`touch`), and the columns of `x` (id, email or who, at, label) it selects."""
+    """One object's set-based build: the JSON fields it reads (into `r`), which records it
+    takes (`usual`), which of those are touches (`touch`), and the columns of `x` (id, email or
+    who, at, label) it selects."""
 
     system: str
     obj: str
     kind: str
+    fields: tuple[str, ...]
     usual: str
     touch: str
     columns: str
@@ -554,7 +656,7 @@ class _SetBuild(NamedTuple):
 
 def _activity_build(obj: str, kind: str, when: str) -> _SetBuild:
     return _SetBuild(
-        "salesforce", obj, kind,
+        "salesforce", obj, kind, ("WhoId", when, "Type"),
         f"{_text_or_null('WhoId')} AND {_salesforce_time_usual(when)}"
         f" AND {_text_or_null('Type')}",
         f"nullif({_j('WhoId')}, '') IS NOT NULL AND nullif({_j(when)}, '') IS NOT NULL",
@@ -568,6 +670,7 @@ _RESPONDED = _j("FirstRespondedDate")
 _SET_BUILDS = (
     _SetBuild(
         "hubspot", "form_submissions", "form_submission",
+        ("email", "submittedAt", "form_name", "form_id"),
         f"{_t('email')} = 'text' AND {_j('email')} != ''"
         f" AND {_epoch_ms_usual('submittedAt', False)}"
         f" AND {_text_or_null('form_name')} AND {_text_or_null('form_id')}",
@@ -579,6 +682,7 @@ _SET_BUILDS = (
     ),
     _SetBuild(
         "hubspot", "email_events", "email_click",
+        ("recipient", "created", "campaign_name", "type"),
         f"{_text_or_null('recipient')} AND {_epoch_ms_usual('created', True)}"
         f" AND {_t('campaign_name')} = 'text' AND {_j('campaign_name')} != ''",
         f"coalesce({_t('type')} = 'text' AND {_j('type')} = 'CLICK', {_t('type')} IS NULL)"
@@ -589,6 +693,7 @@ _SET_BUILDS = (
     ),
     _SetBuild(
         "salesforce", "CampaignMember", "campaign_response",
+        ("ContactId", "LeadId", "HasResponded", "FirstRespondedDate", "CampaignId"),
         f"{_text_or_null('ContactId')} AND {_text_or_null('LeadId')}"
         f" AND coalesce({_t('HasResponded')} IN ('null', 'true', 'false'), 1)"
         f" AND (coalesce({_t('FirstRespondedDate')} = 'null', 1)"
