@@ -1,17 +1,21 @@
 """Pacing and retrying calls to a CRM, shared by every connector.
 
 `Pacer` keeps a connector under a self-imposed number of calls per rolling window, so that a
-healthy run sees no 429 at all. `retrying()` is the tenacity policy for `RetryableError`:
-it honours the server's `retry_after` when given, else backs off exponentially with jitter.
-Clocks and sleeps are injected, so tests never sleep.
+healthy run sees no 429 at all. A call made in a `slot()` is counted from when its answer came
+back: the server counted it when it arrived, which is no later, so the window needs no margin
+for the network's latency and the allowance can be used whole. `retrying()` is the tenacity
+policy for `RetryableError`: it honours the server's `retry_after` when given, else backs off
+exponentially with jitter. Clocks and sleeps are injected, so tests never sleep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import tenacity
@@ -42,6 +46,24 @@ class Pacer:
 
     def wait(self) -> float:
         """Block until a call fits in the window, then count it. Returns the seconds waited."""
+        return self._take()[0]
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """`wait()`, then make the call inside: it is counted from when it returns (answered
+        or failed), not from when it left. Yields the seconds waited."""
+        waited, sent = self._take()
+        try:
+            yield waited
+        finally:
+            with self._lock:
+                with contextlib.suppress(ValueError):  # a call slower than the window left it
+                    self._sent.remove(sent)
+                # No stamp in the window is later than now: appended, the window stays sorted.
+                self._sent.append(self._clock())
+
+    def _take(self) -> tuple[float, float]:
+        """Block until a call fits, count it now: (seconds waited, the stamp counted)."""
         waited = 0.0
         with self._lock:
             while True:
@@ -51,7 +73,7 @@ class Pacer:
                 if len(self._sent) < self.limit:
                     self._sent.append(now)
                     self.waited += waited
-                    return waited
+                    return waited, now
                 pause = self._sent[0] + self.window - now
                 self._sleep(pause)
                 waited += pause

@@ -34,6 +34,7 @@ from syncd.log import event
 from syncd.model import Page, Usage
 from syncd.plan import Planner
 from syncd.push import PushReport, push
+from syncd.readahead import ReadAhead
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
 from syncd.touchpoints import refresh_touchpoints
@@ -272,25 +273,28 @@ def _pull_stream(
     report = StreamReport(system, stream)
     began = timer()
     cursor = None if window.full else store.cursor(system, stream)
-    for page in connector.pull(stream, cursor, window):
-        report.changed += store.save_page(run, system, page)
-        report.pages += 1
-        report.rows += len(page.records)
-        report.calls += page.calls
-        if progress is not None:
-            progress.page(system, stream, page, report.rows)
-        event(
-            log,
-            "page",
-            logging.DEBUG,
-            run=run,
-            system=system,
-            stream=stream,
-            rows=len(page.records),
-            calls=page.calls,
-            watermark=page.watermark,
-        )
-        checkpoint()
+    # The next page is fetched while this one is stored (a stopped pass stores no page it
+    # did not finish); the store stays on this thread.
+    with ReadAhead(connector.pull(stream, cursor, window), f"pull-{system}-{stream}") as pages:
+        for page in pages:
+            report.changed += store.save_page(run, system, page)
+            report.pages += 1
+            report.rows += len(page.records)
+            report.calls += page.calls
+            if progress is not None:
+                progress.page(system, stream, page, report.rows)
+            event(
+                log,
+                "page",
+                logging.DEBUG,
+                run=run,
+                system=system,
+                stream=stream,
+                rows=len(page.records),
+                calls=page.calls,
+                watermark=page.watermark,
+            )
+            checkpoint()
     report.took = round(timer() - began, 3)
     if progress is not None:
         progress.stream_done(report)

@@ -169,6 +169,33 @@ def test_a_delta_reads_what_changed_inside_the_window_and_not_after_it(
     assert pages[-1].watermark == T0 + timedelta(minutes=5)
 
 
+def test_a_delta_reads_associations_once_per_thousand_changes_and_resumes_between_pages(
+    emulator: HubSpotEmulator, connect: Callable[..., Connector]
+) -> None:
+    ids = seed_contacts(emulator, 1_300, T0 - timedelta(days=2))
+    company = emulator.portal.create("companies", {"name": "Acme"}, at=T0 - timedelta(days=2))
+    emulator.portal.associate("contacts", ids[1_250], "companies", company, 1)
+    connector = connect()
+    cursor = backfilled(connector)
+    for number, record_id in enumerate(ids):
+        emulator.portal.update("contacts", record_id, {"jobtitle": f"T{number}"},
+                               at=T0 + timedelta(seconds=1 + number // 2))
+    searches, links = emulator.calls(SEARCH), emulator.calls("POST /crm/v4/associations")
+    later = window(T0 + timedelta(hours=1))
+    pages = list(connector.pull("contacts", cursor, later))
+    # Seven search answers (200 each, the last 100): five make the first page, two the second.
+    assert [len(page.records) for page in pages if page.records] == [1_000, 300]
+    assert emulator.calls(SEARCH) - searches == 7
+    assert emulator.calls("POST /crm/v4/associations") - links == 2  # 1,300 ids: two reads
+    assert sum(page.calls for page in pages) == 7 + 2 + 1  # and one archived sweep
+    (linked,) = [r for r in records(pages) if r.id == ids[1_250]]
+    assert linked.fields["associations"] == {"companies": [{"id": company, "types": [1, 279]}]}
+    # Stopped after the first page, the read resumes after its last instant, none lost.
+    first = next(page for page in pages if page.records)
+    again = list(connect().pull("contacts", first.cursor, later))
+    assert {r.id for r in records(pages)} == {r.id for p in [first, *again] for r in p.records}
+
+
 def test_more_than_ten_thousand_changes_in_one_window_are_read_by_halving_it(
     emulator: HubSpotEmulator, connect: Callable[..., Connector]
 ) -> None:

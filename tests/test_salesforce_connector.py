@@ -216,6 +216,31 @@ def test_a_bulk_read_stopped_after_a_page_resumes_at_its_results_locator(
     assert set(read) == set(ids) and len(read) == len(ids) + 1
 
 
+def test_a_bulk_results_call_is_stored_in_slices_and_resumes_inside_one(
+    org: SalesforceEmulator, tmp_path: Path
+) -> None:
+    ids = seed_leads(org, 3_000, T0 - timedelta(days=3))
+    extra = "bulk_threshold = 1000\n" f'access_token = "{TOKEN}"'
+    options = {"bulk_page_size": 600, "bulk_slice": 250}
+    first, _ = connector_for(tmp_path, org, extra, **options)
+    stream = first.pull("Lead", None, window(T0))
+    # The REST page, then two slices of the first results call (600 rows: 250, 250, 100).
+    kept = [next(stream) for _ in range(3)]
+    assert [len(p.records) for p in kept] == [2_000, 250, 250]
+    assert [p.calls for p in kept[1:]] == [4, 0]  # describe, job, status, results; then none
+    resumed, _ = connector_for(tmp_path, org, extra, **options)
+    results = org.calls("GET /services/data/v{version}/jobs/query/{job_id}/results")
+    rest = list(resumed.pull("Lead", kept[-1].cursor, window(T0)))
+    # The results call is read again and its first 500 rows skipped; then the last 401 (the
+    # job reads from the REST page's last stamp, >=, so that row comes twice).
+    assert [len(p.records) for p in rest] == [100, 250, 151]
+    assert org.calls("GET /services/data/v{version}/jobs/query/{job_id}/results") \
+        == results + 2
+    read = [r.id for page in kept + rest for r in page.records]
+    assert set(read) == set(ids) and len(read) == len(ids) + 1
+    assert rest[-1].watermark == T0 and '"read":null' in rest[-1].cursor
+
+
 def test_a_misspelled_field_is_one_clear_line_from_one_describe(
     org: SalesforceEmulator, tmp_path: Path
 ) -> None:

@@ -7,9 +7,11 @@ the modification property, ascending, 200 per page, following `paging.next.after
 stops at 10,000 results, so a window whose first page reports more is halved in time, and an
 instant holding more than 10,000 rows is paged by `hs_object_id` (numerically, as HubSpot
 compares number properties). Records found by search get their associations from the v4 batch
-read, one call per associated type per page. Deletes are invisible to search: the archived
-list is swept in a delta that found changes, or when the last sweep is older than
-`sweep_every`, and only records archived since the last sweep are emitted.
+read, one call per associated type per page; a page holds as many search answers as one such
+call takes (five: 1,000 ids), so that associations cost no more calls than the ids need.
+Deletes are invisible to search: the archived list is swept in a delta that found changes, or
+when the last sweep is older than `sweep_every`, and only records archived since the last
+sweep are emitted.
 """
 
 from __future__ import annotations
@@ -218,17 +220,24 @@ class CrmReader:
                 yield from self._instant(cursor, low, high, None)
             return
         anchor = low
+        held: list[dict[str, Any]] = []
         while True:
+            held += found.objects
             if found.objects:
                 anchor = self._stamp(found.objects[-1]) or anchor
-            state = replace(cursor, low=anchor, last_id=None)
-            yield self._page(self._searched(found.objects), state, from_ms(anchor))
+            if found.after is None or self._full(held):
+                yield self._searched_page(replace(cursor, low=anchor, last_id=None), held,
+                                          anchor)
+                held = []
             if found.after is None:
                 return
             following = self._search(low, high, after=found.after)
             if following.total != found.total:
                 # The window changed under us (a record was modified again, so it left it):
                 # offsets shifted, so start again from the last instant read.
+                if held:
+                    yield self._searched_page(replace(cursor, low=anchor, last_id=None), held,
+                                              anchor)
                 yield from self._span(cursor, anchor, high)
                 return
             found = following
@@ -237,14 +246,26 @@ class CrmReader:
                  last_id: str | None) -> Generator[Page, None, None]:
         """More than 10,000 rows share the instant `low`: page them by id, keyset style."""
         instant = min(high, low + 1)
+        held: list[dict[str, Any]] = []
         while True:
             found = self._search(low, instant, after_id=last_id)
+            held += found.objects
             if found.objects:
                 last_id = str(max(int(o["id"]) for o in found.objects))
-            state = replace(cursor, low=low, last_id=last_id)
-            yield self._page(self._searched(found.objects), state, from_ms(low))
+            if found.after is None or self._full(held):
+                yield self._searched_page(replace(cursor, low=low, last_id=last_id), held, low)
+                held = []
             if found.after is None:
                 return
+
+    def _full(self, held: list[dict[str, Any]]) -> bool:
+        """Whether the search answers held make a page: another answer would not fit in one
+        v4 association batch read per type (a page of search answers costs one association
+        call per type, not one per answer). Without associations, every answer is a page."""
+        return not self.targets or len(held) + SEARCH_LIMIT > ASSOCIATION_BATCH_LIMIT
+
+    def _searched_page(self, state: Cursor, objects: list[dict[str, Any]], mark: int) -> Page:
+        return self._page(self._searched(objects), state, from_ms(mark))
 
     def _search(self, low: int, high: int, *, after: str | None = None,
                 after_id: str | None = None, limit: int = SEARCH_LIMIT) -> Found:

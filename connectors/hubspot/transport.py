@@ -8,7 +8,7 @@ is parsed once, here). Legacy endpoints the SDK has no method for go through the
 (ARCHITECTURE section 4).
 
 Rate limits (reference 1.9, 1.10): one pacer keeps every non-search call under
-`requests_per_10s` per 10 s (plus a margin for latency jitter), another keeps search under
+`requests_per_10s` per 10 s (each call counted from its answer), another keeps search under
 5 per second; search is not counted in the 10 s burst window (reference 1.4: its answers carry
 no rate-limit headers). A 429 is retried after `Retry-After`, else 10 s for
 TEN_SECONDLY_ROLLING and 1 s for the search "secondly" limit, as HubSpot's own SDK does; a
@@ -38,11 +38,12 @@ from syncd.pacing import Pacer, retrying
 
 SYSTEM = "hubspot"
 TEN_SECONDS = 10.0
-# The server counts a call when it arrives; our clock counts it when it leaves. The margin
-# absorbs the difference in latency between two calls, so the server never sees one too many.
-BURST_MARGIN = 0.5
+# The server counts a call when it arrives; the pacer counts it from when its answer came back
+# (`Pacer.slot`), never earlier, so latency needs no margin: this one only keeps a hair of room
+# for the server's own clock.
+BURST_MARGIN = 0.05
 SEARCHES_PER_SECOND = 5
-SEARCH_WINDOW = 1.25  # 5 searches per 1.25 s: a rolling second can never hold 6
+SEARCH_WINDOW = 1.05  # 5 searches per 1.05 s from their answers: a second never holds 6
 TEN_SECONDLY_PAUSE = 10.0
 SECONDLY_PAUSE = 1.0
 TIMEOUT = (10.0, 60.0)  # connect, read (seconds)
@@ -153,11 +154,14 @@ class HubSpotTransport:
     def _with_retries(self, call: Call, once: Callable[[], Any]) -> Answer:
         policy = retrying(attempts=ATTEMPTS, sleep=self._sleep,
                           before_sleep=lambda state: self._note_retry(call, state))
-        answer: Answer = policy(self._attempt, call, once)
+        answer: Answer = policy(self._paced, call, once)
         return answer
 
+    def _paced(self, call: Call, once: Callable[[], Any]) -> Answer:
+        with (self._searches if call.search else self._burst).slot():
+            return self._attempt(call, once)
+
     def _attempt(self, call: Call, once: Callable[[], Any]) -> Answer:
-        (self._searches if call.search else self._burst).wait()
         self._calls += 1
         self._details[call.endpoint] += 1
         try:

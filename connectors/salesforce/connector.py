@@ -11,7 +11,8 @@ dropped connections; an expired session is renewed once where the auth flow allo
 
 The cursor (JSON) holds the watermark (everything modified before it is stored) and, while a
 read is under way, that read's bounds, the last stamp stored and where to go on (the query
-locator or the bulk job and its results locator), so a run stopped after any page resumes
+locator, or the bulk job, its results locator and how many of that call's rows are stored: a
+results call is stored in pages of REST's size), so a run stopped after any page resumes
 there; if the locator has expired it re-queries from the last stamp stored.
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import itertools
 import json
 import logging
 import re
@@ -136,6 +138,7 @@ class _Read:
     next_url: str | None = None  # REST query locator (nextRecordsUrl) to go on from
     job: str | None = None  # Bulk API 2.0 query job to go on from ...
     locator: str | None = None  # ... at this results locator ("" = the first results)
+    skip: int = 0  # ... past this many of its rows, already stored
     total: int | None = None
 
     @property
@@ -160,7 +163,7 @@ class _Cursor:
             read=None if read is None else _Read(
                 lower=_instant(read.get("lower")), upper=_parse_instant(read["upper"]),
                 after=_instant(read.get("after")), next_url=read.get("next"),
-                job=read.get("job"), locator=read.get("locator"),
+                job=read.get("job"), locator=read.get("locator"), skip=read.get("skip", 0),
             ),
         )
 
@@ -172,6 +175,8 @@ class _Cursor:
                 "lower": _iso(read.lower), "upper": _iso(read.upper), "after": _iso(read.after),
                 "next": read.next_url, "job": read.job, "locator": read.locator,
             }
+            if read.skip:
+                body["read"]["skip"] = read.skip
         return json.dumps(body, separators=(",", ":"))
 
     def advance(self, stamp: datetime | None) -> None:
@@ -315,11 +320,13 @@ class SalesforceConnector:
         monotonic: Callable[[], float] = time.monotonic,
         auto_assign_leads: bool = True,
         bulk_page_size: int = BULK_PAGE_SIZE,
+        bulk_slice: int = BULK_SLICE,
         timeout: float = 120.0,
     ) -> None:
         self.settings = settings.salesforce
         self.auto_assign_leads = auto_assign_leads
         self.bulk_page_size = bulk_page_size
+        self.bulk_slice = bulk_slice
         self._sleep = sleep
         self._monotonic = monotonic
         self._fields = _requested_fields(fields)
@@ -453,22 +460,29 @@ class SalesforceConnector:
         read = state.read
         assert read is not None
         while True:
-            before = self._ledger.calls
             if read.job is not None:
                 yield from self._bulk_pages(stream, state)
                 return
-            answer = self._rest_page(stream, read)
-            records = self._records(stream, answer.get("records") or [])
-            done = bool(answer.get("done", True))
-            read.total = answer.get("totalSize", read.total)
-            read.next_url = None if done else answer.get("nextRecordsUrl")
-            if records:
-                read.after = records[-1].updated_at
-            if not done and read.total is not None and read.total > self.settings.bulk_threshold:
-                read.next_url, read.job, read.locator = None, "", ""  # go on by Bulk
-            yield self._page(stream, state, records, done, before)
-            if done:
+            yield self._rest_step(stream, state)
+            if state.read is None:  # done
                 return
+
+    def _rest_step(self, stream: str, state: _Cursor) -> Page:
+        """One REST page of `state.read` (a method of its own, so that the answer is not
+        held while the read goes on by Bulk)."""
+        read = state.read
+        assert read is not None
+        before = self._ledger.calls
+        answer = self._rest_page(stream, read)
+        records = self._records(stream, answer.get("records") or [])
+        done = bool(answer.get("done", True))
+        read.total = answer.get("totalSize", read.total)
+        read.next_url = None if done else answer.get("nextRecordsUrl")
+        if records:
+            read.after = records[-1].updated_at
+        if not done and read.total is not None and read.total > self.settings.bulk_threshold:
+            read.next_url, read.job, read.locator = None, "", ""  # go on by Bulk
+        return self._page(stream, state, records, done, before)
 
     def _page(
         self, stream: str, state: _Cursor, records: list[Record], done: bool, before: int
@@ -528,7 +542,8 @@ class SalesforceConnector:
     # -- reading by Bulk API 2.0 --
 
     def _bulk_pages(self, stream: str, state: _Cursor) -> Iterator[Page]:
-        """The rest of the window by a Bulk `queryAll` job, one page per results call.
+        """The rest of the window by a Bulk `queryAll` job: per results call, pages of at most
+        `bulk_slice` rows (the last one moves on to the next results locator).
 
         simple-salesforce's `bulk2.<Obj>.query_all()` would do this, but it waits with the
         real `time.sleep` (5 s at least) and hides the job id and locator, so a page could not
@@ -536,11 +551,11 @@ class SalesforceConnector:
         """
         read = state.read
         assert read is not None
+        before = self._ledger.calls  # the describe that types the CSV counts with a page too
         types = self._types(stream)
         while True:
-            before = self._ledger.calls
             if not read.job:
-                read.job, read.locator = self._start_query_job(stream, read), ""
+                read.job, read.locator, read.skip = self._start_query_job(stream, read), "", 0
             try:
                 chunk = self._bulk_results(stream, read.job, read.locator or "")
             except SalesforceCallError as error:
@@ -548,14 +563,34 @@ class SalesforceConnector:
                     raise
                 read.job = ""  # the job is gone: start another from the last stamp stored
                 continue
-            records = self._records(stream, _typed_rows(chunk["records"], types))
+            yield from self._slices(stream, state, chunk, types, before)
+            if state.read is None:  # done
+                return
+            before = self._ledger.calls
+
+    def _slices(self, stream: str, state: _Cursor, chunk: dict[str, Any],
+                types: Mapping[str, str], before: int) -> Iterator[Page]:
+        """The pages of one results call, `bulk_slice` rows each, past the rows an earlier page
+        of it stored; the last one moves the read on to the next results locator."""
+        read = state.read
+        assert read is not None
+        following = chunk["locator"]
+        rows = _typed_rows(chunk.pop("records"), types)
+        for _ in range(read.skip):
+            next(rows, None)
+        while True:
+            records = self._records(stream, list(itertools.islice(rows, self.bulk_slice)))
+            last = len(records) < self.bulk_slice or rows.exhausted()
             if records:
                 read.after = records[-1].updated_at
-            done = not chunk["locator"]
-            read.locator = chunk["locator"]
-            yield self._page(stream, state, records, done, before)
-            if done:
+            if last:
+                read.locator, read.skip = following, 0
+            else:
+                read.skip += len(records)
+            yield self._page(stream, state, records, last and not following, before)
+            if last:
                 return
+            before = self._ledger.calls
 
     def _start_query_job(self, stream: str, read: _Read) -> str:
         soql = self._soql(stream, read)
@@ -834,17 +869,47 @@ _INTEGER = frozenset({"int", "long"})
 _DECIMAL = frozenset({"double", "currency", "percent"})
 
 
-def _typed_rows(text: str, types: Mapping[str, str]) -> list[dict[str, Any]]:
-    """Bulk CSV rows with the values REST would answer: booleans, numbers, nulls, datetimes."""
-    reader = csv.reader(io.StringIO(text))
+class _Rows(Iterator[dict[str, Any]]):
+    """An iterator that can be asked whether another item follows without losing it."""
+
+    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
+        self._items = items
+        self._held: deque[dict[str, Any]] = deque()
+
+    def __next__(self) -> dict[str, Any]:
+        return self._held.popleft() if self._held else next(self._items)
+
+    def exhausted(self) -> bool:
+        if not self._held:
+            following = next(self._items, None)
+            if following is None:
+                return True
+            self._held.append(following)
+        return False
+
+
+def _typed_rows(text: str, types: Mapping[str, str]) -> _Rows:
+    """Bulk CSV rows with the values REST would answer: booleans, numbers, nulls, datetimes;
+    typed one at a time as they are taken (a results call's CSV is stored in slices)."""
+    reader = csv.reader(_lines(text))
     header = next(reader, None)
     if header is None:
-        return []
+        return _Rows(iter(()))
     casts = [_cast(types.get(name, "string")) for name in header]
-    return [
+    return _Rows(
         {name: cast(cell) for name, cast, cell in zip(header, casts, row, strict=True)}
         for row in reader if row
-    ]
+    )
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The text's lines, their ends kept, one at a time: what `csv.reader` needs, without
+    `io.StringIO`'s copy of the whole text at four bytes a character."""
+    start, size = 0, len(text)
+    while start < size:
+        end = text.find("\n", start) + 1 or size
+        yield text[start:end]
+        start = end
 
 
 def _cast(kind: str) -> Callable[[str], Any]:

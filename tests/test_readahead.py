@@ -1,0 +1,193 @@
+"""Pages read one ahead: the pull fetches the next page while it stores this one, and a pass
+that stops, fails or is interrupted ends exactly as it did when it read one page at a time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import pytest
+
+from syncd.connector import Connector, Window
+from syncd.errors import BudgetError
+from syncd.model import Page, Record, Stream, Usage
+from syncd.pipeline import Progress, RunReport, StreamReport, run_once
+from syncd.readahead import ReadAhead
+from syncd.store import Store
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@dataclass
+class Source:
+    """An iterator of numbers that notes, for each one, how many the consumer had taken."""
+
+    count: int
+    fail_after: int | None = None
+    error: Exception = field(default_factory=lambda: BudgetError("spent", system="x"))
+    taken: int = 0
+    taken_when_made: list[int] = field(default_factory=list)
+    threads: set[int] = field(default_factory=set)
+    closed_on: list[int] = field(default_factory=list)
+
+    def items(self) -> Iterator[int]:
+        try:
+            for number in range(self.count):
+                if number == self.fail_after:
+                    raise self.error
+                self.threads.add(threading.get_ident())
+                self.taken_when_made.append(self.taken)
+                yield number
+        finally:
+            self.closed_on.append(threading.get_ident())
+
+
+def test_items_arrive_in_order_from_another_thread_never_more_than_one_ahead() -> None:
+    source = Source(6)
+    seen = []
+    with ReadAhead(source.items()) as items:
+        for item in items:
+            seen.append(item)
+            source.taken += 1
+    assert seen == list(range(6))
+    assert threading.get_ident() not in source.threads
+    # Item n is made once the caller has taken item n - 2: the one before it may be in use.
+    assert all(taken >= number - 1 for number, taken in enumerate(source.taken_when_made))
+
+
+def test_an_error_arrives_after_the_items_before_it_as_the_same_object() -> None:
+    source = Source(5, fail_after=3)
+    seen = []
+    with pytest.raises(BudgetError) as raised, ReadAhead(source.items()) as items:
+        for item in items:
+            seen.append(item)
+    assert seen == [0, 1, 2]
+    assert raised.value is source.error
+
+
+def test_a_caller_leaving_early_stops_the_worker_and_closes_the_iterator_on_its_thread() -> None:
+    source = Source(100)
+    with pytest.raises(KeyboardInterrupt), ReadAhead(source.items()) as items:
+        for item in items:
+            source.taken += 1
+            if item == 2:
+                raise KeyboardInterrupt
+    assert len(source.taken_when_made) <= 4  # items 0-2 taken, at most item 3 read ahead
+    assert len(source.closed_on) == 1 and source.closed_on[0] != threading.get_ident()
+    assert not [t for t in threading.enumerate() if t.name == "syncd-read-ahead"]
+
+
+def test_an_iterator_never_started_is_closed_where_it_was_left() -> None:
+    source = Source(3)
+    with ReadAhead(source.items()):
+        pass
+    assert source.taken_when_made == []
+
+
+# -- the pull stage -------------------------------------------------------------------------
+
+
+def page(number: int) -> Page:
+    record = Record("fake", "things", f"t{number}", T0 + timedelta(minutes=number),
+                    {"n": number})
+    return Page("things", [record], cursor=f'{{"page": {number}}}',
+                watermark=record.updated_at)
+
+
+@dataclass
+class FakeConnector:
+    """Three pages of one stream; notes what it read, where, and that it was closed."""
+
+    fail_after: int | None = None
+    system: str = "fake"
+    made: list[int] = field(default_factory=list)
+    threads: set[int] = field(default_factory=set)
+    closed: list[bool] = field(default_factory=list)
+
+    def streams(self) -> Sequence[Stream]:
+        return [Stream("things", ())]
+
+    def pull(self, stream: str, cursor: str | None, window: Window) -> Iterator[Page]:
+        try:
+            for number in range(1, 4):
+                if number == self.fail_after:
+                    raise BudgetError("fake: the daily allowance is spent", system="fake")
+                self.threads.add(threading.get_ident())
+                self.made.append(number)
+                yield page(number)
+        finally:
+            self.closed.append(True)
+
+    def usage(self) -> Usage:
+        return Usage("fake", calls=len(self.made))
+
+    def close(self) -> None:
+        pass
+
+
+def pull_pass(store: Store, connector: FakeConnector, *,
+              should_stop: Callable[[], bool] = lambda: False,
+              progress: Progress | None = None) -> RunReport:
+    """The pull stage only (no definitions), over the fake connector alone."""
+    connectors = {"fake": cast(Connector, connector)}
+    return run_once(store, connectors, clock=lambda: T0 + timedelta(days=1),
+                    lookback=timedelta(minutes=10), budgets={}, should_stop=should_stop,
+                    progress=progress)
+
+
+def stored(store: Store) -> list[str]:
+    return [row["id"] for row in store.source_records("fake", "things")]
+
+
+def test_the_pull_stores_every_page_on_its_own_thread_while_the_next_is_read(
+    tmp_path: Path,
+) -> None:
+    store, connector = Store(tmp_path / "s.db"), FakeConnector()
+    report = pull_pass(store, connector)
+    assert report.status == "ok"
+    assert stored(store) == ["t1", "t2", "t3"]
+    assert store.cursor("fake", "things") == '{"page": 3}'
+    assert threading.get_ident() not in connector.threads  # SQLite would refuse that thread
+
+
+def test_a_pass_stopped_after_a_page_keeps_that_page_and_not_the_one_read_ahead(
+    tmp_path: Path,
+) -> None:
+    store, connector = Store(tmp_path / "s.db"), FakeConnector()
+    report = pull_pass(store, connector, should_stop=lambda: bool(stored(store)))
+    assert report.status == "interrupted"
+    assert stored(store) == ["t1"]
+    assert store.cursor("fake", "things") == '{"page": 1}'
+    assert connector.made in ([1], [1, 2]) and connector.closed == [True]
+
+
+def test_a_budget_error_mid_stream_stops_the_pass_after_storing_the_pages_before_it(
+    tmp_path: Path,
+) -> None:
+    store, connector = Store(tmp_path / "s.db"), FakeConnector(fail_after=3)
+    report = pull_pass(store, connector)
+    assert (report.status, report.exit_code) == ("stopped", 3)
+    assert "daily allowance is spent" in str(report.error)
+    assert stored(store) == ["t1", "t2"]
+    assert store.cursor("fake", "things") == '{"page": 2}'
+
+
+def test_an_interrupt_while_storing_goes_up_once_the_reader_is_stopped(tmp_path: Path) -> None:
+    store, connector = Store(tmp_path / "s.db"), FakeConnector()
+
+    class Interrupting:
+        def page(self, system: str, stream: str, page: Page, rows_so_far: int) -> None:
+            raise KeyboardInterrupt
+
+        def stream_done(self, report: StreamReport) -> None:
+            pass
+
+    with pytest.raises(KeyboardInterrupt):
+        pull_pass(store, connector, progress=Interrupting())
+    assert connector.closed == [True]
+    assert stored(store) == ["t1"]  # committed before the progress line was drawn
+    assert [run["status"] for run in store.runs()] == ["failed"]
