@@ -119,7 +119,7 @@ def _moved_since_read(
     """(object, id) of the update targets the CRM stamps later than the store read them.
     Upserts carry no record id (their target was never read) and are not checked; rows
     without updates cost no call."""
-    read = store.records(
+    read = store.updated_at(
         (row.system, row.object, row.record_id)
         for row in rows
         if row.operation == "update" and row.record_id
@@ -132,7 +132,7 @@ def _moved_since_read(
         for record_id, stamp in connector.stamps(obj, wanted).items():
             seen = read.get((connector.system, obj, record_id))
             # Both sides at the store's precision (milliseconds), as text in time order.
-            if seen is not None and iso(stamp) > seen["updated_at"]:
+            if seen is not None and iso(stamp) > seen:
                 moved.add((obj, record_id))
     return moved
 

@@ -318,6 +318,20 @@ class Store:
                 found[(row[0], row[1], row[2])] = _source_row(row, decoding)
         return found
 
+    def updated_at(self, keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        """The stored modification stamp of source records by (system, object, id): what
+        `records` gives as `updated_at`, without reading and decoding their data."""
+        found: dict[tuple[str, str, str], str] = {}
+        for system, object_name, chunk in by_object(keys):
+            marks = ",".join("?" for _ in chunk)
+            for record_id, stamp in self.db.conn.execute(
+                "SELECT id, updated_at FROM source_record"
+                f" WHERE system = ? AND object = ? AND id IN ({marks})",
+                [system, object_name, *chunk],
+            ):
+                found[(system, object_name, record_id)] = stamp
+        return found
+
     def first_activities(self, who_ids: list[str]) -> dict[str, tuple[str, str]]:
         """For each Lead or Contact id, its earliest Task or Event: (CreatedDate, what)."""
         found: dict[str, tuple[str, str]] = {}
