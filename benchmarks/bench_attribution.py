@@ -10,8 +10,6 @@ wall and CPU seconds (the CPU seconds are what other processes on the machine do
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import tempfile
 import time
@@ -21,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from benchmarks.bench_pull import machine
 from syncd.attribution import MODELS, AttributionSettings
 from syncd.credits import CreditReport, Desired, compute_credits, desired_writes
 from syncd.model import Page, Record
@@ -223,8 +222,7 @@ def main() -> None:
         passes = [incremental(store, settings, share, run)
                   for run, share in enumerate(shares, start=3)]
         store.close()
-    print(f"Machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, Python {platform.python_version()}")
+    print(f"Machine: {machine()}")
     print(f"Org: {args.people:,} people, {org.opportunities:,} opportunities, "
           f"{touches:,} touch records (built in {build:.1f}s)\n")
     print("| step | work | seconds | CPU seconds |")

@@ -18,19 +18,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import hubspot
 import requests
 from simple_salesforce.api import Salesforce
 
+from benchmarks.bench_pull import machine
 from connectors.loopback import LoopbackServer
 from connectors.sandbox import Sandbox, SandboxInfo
 
@@ -103,16 +101,6 @@ def read_salesforce(info: SandboxInfo) -> int:
                for sobject in ("Lead", "Contact"))
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def peak_rss_mb() -> float:
     # ru_maxrss is in kilobytes on Linux.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -147,9 +135,7 @@ def table(scale: int, seeding: Measure, reads: Sequence[Measure], info: SandboxI
     rows.append(f"| peak RSS after seeding | | | | {seeded_rss_mb:,.0f} MB | | |")
     rows.append(f"| peak RSS (whole process, after the reads) | | | | {peak_rss_mb():,.0f} MB "
                 "| | |")
-    machine = (f"Machine: {os.cpu_count()} CPUs (nproc), {cpu_model()}, "
-               f"Python {platform.python_version()} ({platform.system()} {platform.machine()})")
-    return "\n".join(rows) + "\n\n" + machine
+    return "\n".join(rows) + f"\n\nMachine: {machine()}"
 
 
 def verdict(rate: float, goal: float) -> str:

@@ -25,7 +25,6 @@ import cProfile
 import importlib
 import io
 import os
-import platform
 import pstats
 import random
 import resource
@@ -39,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_pull import machine
 from connectors.sandbox import Sandbox, toml_section
 from syncd.cli import run as syncd
 
@@ -194,16 +194,6 @@ def change_one_percent(box: Sandbox, rng: random.Random) -> int:
                 salesforce.org.update(sobject, record_id, values)
                 edited += 1
     return edited
-
-
-def machine() -> str:
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} CPUs, {model}, Python {platform.python_version()}"
 
 
 def row(what: str, records: int, seconds: float, cpu: float | None = None, note: str = "") -> str:
