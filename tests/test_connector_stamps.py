@@ -2,8 +2,8 @@
 read before it writes over a record (tests/test_concurrent_edits.py shows why).
 
 The stamp of a record is the `updated_at` its pull stored, read again in the largest batches the
-API allows (HubSpot batch/read of 100 ids, Salesforce one SOQL query per 200); an edit moves it;
-a record not found is left out; no ids cost no call.
+API allows (HubSpot batch/read of 100 ids, Salesforce a Collections retrieve of 2,000); an edit
+moves it; a record not found is left out; no ids cost no call.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.test_connector_contract import (
     store_pass,
 )
 
-BATCH = {"hubspot": 100, "salesforce": 200}
+BATCH = {"hubspot": 100, "salesforce": 2000}
 # Ids no record has: HubSpot ids are numbers, Salesforce ids 18 characters; the last one is
 # SOQL syntax, which must stay a value.
 UNKNOWN = {"hubspot": ["999999999"], "salesforce": ["00Q000000000000AAA", "x' OR Id != '"]}

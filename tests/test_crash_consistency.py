@@ -237,11 +237,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory, loopback_ca: ThrowawayCA
 
 
 def stamp_read(ref: Reference) -> KillPoint:
-    """Right after the stamp query that precedes the first Salesforce write: the push has read
-    its targets' modification stamps and written nothing yet."""
+    """Right after the stamp read (a Collections retrieve) that precedes the first Salesforce
+    write: the push has read its targets' modification stamps and written nothing yet."""
     write = ref.first(0, "salesforce", "PATCH ")
     before = ref.endpoints[0]["salesforce"][write.request - 2]
-    assert before.endswith("/query"), f"the first write follows {before}, not a stamp query"
+    assert before.startswith("POST ") and before.endswith("/composite/sobjects/{sobject}"), (
+        f"the first write follows {before}, not a stamp read"
+    )
     return KillPoint(0, "salesforce", write.request - 1)
 
 

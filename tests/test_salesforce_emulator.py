@@ -383,6 +383,27 @@ def test_collections_update_upsert_retrieve_and_delete(
     assert deleted == [{"id": ids[0], "success": True, "errors": []}]
 
 
+def test_collections_retrieve_by_post_takes_2000_ids_and_answers_null_for_the_gone(
+    salesforce_emulator: SalesforceEmulator, salesforce_client: Any
+) -> None:
+    ids = seed_leads(salesforce_emulator, 3)
+    salesforce_client.Lead.delete(ids[1])
+    wanted = [*ids, "00Q000000000000AAA", "x' OR Id != '"]
+    fetched = salesforce_client.restful(
+        "composite/sobjects/Lead", method="POST", json={"ids": wanted, "fields": ["Id", "Title"]}
+    )
+    assert [r and r["Id"] for r in fetched] == [ids[0], None, ids[2], None, None]
+    assert set(fetched[0]) == {"attributes", "Id", "Title"}
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        salesforce_client.restful("composite/sobjects/Lead", method="POST",
+                                  json={"ids": [ids[0]] * 2001, "fields": ["Id"]})
+    assert content(error)[0]["errorCode"] == "EXCEEDED_ID_LIMIT"
+    with pytest.raises(SalesforceMalformedRequest) as error:
+        salesforce_client.restful("composite/sobjects/Lead", method="POST",
+                                  json={"ids": [ids[0]], "fields": ["Nope__c"]})
+    assert content(error)[0]["errorCode"] == "INVALID_FIELD"
+
+
 # -- lead conversion, opportunities, campaigns ---------------------------------------------
 
 

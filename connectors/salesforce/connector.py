@@ -106,7 +106,7 @@ touchpoints and attribution (ARCHITECTURE section 5), plus the system fields eve
 STREAMS = tuple(DEFAULT_FIELDS)
 _MERGEABLE = frozenset({"Lead", "Contact", "Account"})
 COLLECTION_SIZE = 200  # sObject Collections take at most 200 records a call [doc]
-STAMP_BATCH = 200  # ids per stamp query: one Collections call's worth, a URL far below 16 KB
+STAMP_BATCH = 2_000  # ids per stamp read: the most one Collections retrieve takes [doc]
 BULK_PAGE_SIZE = 10_000  # rows per Bulk results call
 # Rows per stored page of a Bulk results call: REST's own page size. A results call's CSV is
 # typed and stored this many rows at a time (its later pages resume at the same locator, past
@@ -204,11 +204,6 @@ def _soql_instant(moment: datetime) -> str:
     """A SOQL datetime literal: unquoted, UTC, to the millisecond (`2024-01-02T03:04:05.678Z`)."""
     moment = utc(moment)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _soql_string(text: str) -> str:
-    """A quoted SOQL string literal (backslash and quote escaped)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 # -- call accounting -----------------------------------------------------------------------
@@ -383,17 +378,24 @@ class SalesforceConnector:
             system=SYSTEM, object_name=object_name)
 
     def stamps(self, object_name: str, ids: Sequence[str]) -> dict[str, datetime]:
-        """`SystemModstamp` by Id, as the reads stamp records: one SOQL query per 200 ids
-        (`GET query`, deleted records left out)."""
+        """`SystemModstamp` by Id, as the reads stamp records: one sObject Collections retrieve
+        per 2,000 ids (`POST composite/sobjects/{Obj}` with the ids in the body; a deleted,
+        unknown or malformed id answers null and is left out)."""
         found: dict[str, datetime] = {}
+        path = f"composite/sobjects/{object_name}"
         for start in range(0, len(ids), STAMP_BATCH):
-            listed = ", ".join(_soql_string(i) for i in ids[start : start + STAMP_BATCH])
-            answer = self._query(
-                object_name, f"SELECT Id, SystemModstamp FROM {object_name} WHERE Id IN ({listed})"
-            )
-            for row in answer.get("records") or []:
-                found[str(row["Id"])] = _parse_instant(str(row["SystemModstamp"]))
+            body = {"ids": list(ids[start : start + STAMP_BATCH]),
+                    "fields": ["Id", "SystemModstamp"]}
+            answers = self._retrieve(_Where(object_name, "POST", path), path, body)
+            for row in answers:
+                if row is not None:
+                    found[str(row["Id"])] = _parse_instant(str(row["SystemModstamp"]))
         return found
+
+    def _retrieve(self, where: _Where, path: str, body: dict[str, Any]) -> list[Any]:
+        """A Collections retrieve: one record or null per id, in the order asked."""
+        answers = self._call(where, lambda sf: sf.restful(path, method="POST", json=body))
+        return list(answers or [])
 
     def _query(self, sobject: str, soql: str) -> dict[str, Any]:
         """One `GET query` answer (a single page: the callers ask for fewer rows than one)."""
