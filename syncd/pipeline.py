@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -34,7 +34,7 @@ from syncd.log import event
 from syncd.model import Page, Usage
 from syncd.plan import Planner
 from syncd.push import PushReport, push
-from syncd.readahead import ReadAhead
+from syncd.readahead import Interleaved
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
 from syncd.touchpoints import refresh_touchpoints
@@ -183,17 +183,36 @@ def _pull(
     progress: Progress | None,
     timer: Callable[[], float],
 ) -> None:
+    """Every stream of every connector. The connectors are read side by side, each from a
+    worker thread of its own, its streams one after the other and one page ahead of the
+    store; pages are stored here, on the store's thread, as they arrive."""
     if options.full:
         store.reset_cursors()
     window = Window(run_start=started_at, lookback=lookback, since=options.since, full=options.full)
-    for connector in connectors.values():
-        for stream in connector.streams():
-            checkpoint()
-            report.streams.append(
-                _pull_stream(
-                    store, run, connector, stream.name, window, progress, timer, checkpoint
-                )
-            )
+    checkpoint()
+    order: dict[tuple[str, str], int] = {}
+    sources = {}
+    for name, connector in connectors.items():
+        streams = [stream.name for stream in connector.streams()]
+        order.update(((connector.system, stream), len(order)) for stream in streams)
+        cursors = {s: None if window.full else store.cursor(connector.system, s) for s in streams}
+        sources[name] = _connector_pages(connector, cursors, window, timer)
+    open_streams: dict[tuple[str, str], StreamReport] = {}
+    try:
+        with Interleaved(sources, "pull") as arrivals:
+            for name, (stream, item) in arrivals:
+                key = (connectors[name].system, stream)
+                if isinstance(item, _StreamStart):
+                    open_streams[key] = StreamReport(*key, took=item.at)
+                elif isinstance(item, _StreamEnd):
+                    done = open_streams.pop(key)
+                    done.took = round(timer() - done.took, 3)
+                    report.streams.append(_stream_done(run, done, progress))
+                else:
+                    _store_page(store, run, open_streams[key], item, progress)
+                    checkpoint()
+    finally:
+        report.streams.sort(key=lambda s: order.get((s.system, s.stream), len(order)))
 
 
 def _sync(
@@ -253,57 +272,67 @@ def _sync(
         report.pushed.add(
             push(store, connectors, ("opportunity", "campaign"), run, after_chunk=checkpoint)
         )
-    tracker.refresh()
+    tracker.refresh(after)
     with store.transaction():
         unified.set_state(RECONCILED_THROUGH, str(run))
     report.rejected = sum(report.pushed.rejected.values())
 
 
-def _pull_stream(
-    store: Store,
-    run: int,
+@dataclass(frozen=True)
+class _StreamStart:
+    at: float  # the timer's reading when the connector began the stream
+
+
+class _StreamEnd:
+    """The stream's last page was handed over."""
+
+
+def _connector_pages(
     connector: Connector,
-    stream: str,
+    cursors: Mapping[str, str | None],
     window: Window,
-    progress: Progress | None,
     timer: Callable[[], float],
-    checkpoint: Callable[[], None],
-) -> StreamReport:
-    system = connector.system
-    report = StreamReport(system, stream)
-    began = timer()
-    cursor = None if window.full else store.cursor(system, stream)
-    # The next page is fetched while this one is stored (a stopped pass stores no page it
-    # did not finish); the store stays on this thread.
-    with ReadAhead(connector.pull(stream, cursor, window), f"pull-{system}-{stream}") as pages:
-        for page in pages:
-            report.changed += store.save_page(run, system, page)
-            report.pages += 1
-            report.rows += len(page.records)
-            report.calls += page.calls
-            if progress is not None:
-                progress.page(system, stream, page, report.rows)
-            event(
-                log,
-                "page",
-                logging.DEBUG,
-                run=run,
-                system=system,
-                stream=stream,
-                rows=len(page.records),
-                calls=page.calls,
-                watermark=page.watermark,
-            )
-            checkpoint()
-    report.took = round(timer() - began, 3)
+) -> Iterator[tuple[str, Page | _StreamStart | _StreamEnd]]:
+    """A connector's streams in turn, each page tagged with its stream (run on a worker)."""
+    for stream, cursor in cursors.items():
+        yield stream, _StreamStart(timer())
+        for page in connector.pull(stream, cursor, window):
+            yield stream, page
+        yield stream, _StreamEnd()
+
+
+def _store_page(
+    store: Store, run: int, report: StreamReport, page: Page, progress: Progress | None
+) -> None:
+    system, stream = report.system, report.stream
+    report.changed += store.save_page(run, system, page)
+    report.pages += 1
+    report.rows += len(page.records)
+    report.calls += page.calls
+    if progress is not None:
+        progress.page(system, stream, page, report.rows)
+    event(
+        log,
+        "page",
+        logging.DEBUG,
+        run=run,
+        system=system,
+        stream=stream,
+        rows=len(page.records),
+        calls=page.calls,
+        watermark=page.watermark,
+    )
+
+
+def _stream_done(run: int, report: StreamReport, progress: Progress | None) -> StreamReport:
     if progress is not None:
         progress.stream_done(report)
     event(
         log,
         "pull",
         run=run,
-        system=system,
-        stream=stream,
+        system=report.system,
+        stream=report.stream,
         pages=report.pages,
         rows=report.rows,
         changed=report.changed,

@@ -12,13 +12,17 @@ iterator yielded before it. When the caller leaves early (an exception of its ow
 stopped), the worker finishes the call in flight, closes the iterator on its own thread (the
 connector's `finally` blocks run there) and is joined before the caller goes on, so the
 connector is never used by two threads at once.
+
+`Interleaved` does the same for several sources at once (the pull reads HubSpot and Salesforce
+side by side: the paced HubSpot calls leave the other CRM's reads and the storing time to fill
+the wait); `ReadAhead` is its one-source case.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -36,6 +40,66 @@ class _Failed:
         self.error = error
 
 
+class Interleaved(Generic[T]):
+    """Several iterators read at once, each in a worker thread of its own and at most one item
+    ahead of the consumer; items come out tagged with their source's key, in the order they
+    arrive (each source's own items in its order).
+
+    Use as a context manager: leaving it stops and joins every worker. What a source raises
+    reaches the consumer after the items that source yielded before it; the other sources
+    then finish their call in flight and close on their own threads.
+    """
+
+    def __init__(self, sources: Mapping[str, Iterator[T]], name: str = "syncd-read-ahead") -> None:
+        self._handed: queue.Queue[tuple[str, T | _End | _Failed]] = queue.Queue()
+        self._stop = threading.Event()
+        self._workers = {
+            key: _Worker(key, items, self._handed, self._stop, f"{name}-{key}")
+            for key, items in sources.items()
+        }
+        self._started = False
+
+    def __enter__(self) -> Interleaved[T]:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[str, T]]:
+        if not self._started:
+            self._started = True
+            for worker in self._workers.values():
+                worker.thread.start()
+        live = set(self._workers)
+        for worker in self._workers.values():
+            worker.wanted.release()
+        while live:
+            key, item = self._handed.get()
+            if isinstance(item, _End):
+                live.discard(key)
+                continue
+            if isinstance(item, _Failed):
+                raise item.error
+            self._workers[key].wanted.release()  # its next is read while this one is used
+            yield key, item
+
+    def close(self) -> None:
+        """Stop the workers once their calls in flight return, and wait for them."""
+        self._stop.set()
+        for worker in self._workers.values():
+            worker.wanted.release()  # wake a worker waiting to be asked for more
+        for worker in self._workers.values():
+            if self._started:
+                worker.thread.join()
+            else:
+                _close(worker.items)
+
+
 class ReadAhead(Generic[T]):
     """Iterate `items` in a worker thread, at most one item ahead of the consumer.
 
@@ -43,12 +107,7 @@ class ReadAhead(Generic[T]):
     """
 
     def __init__(self, items: Iterator[T], name: str = "syncd-read-ahead") -> None:
-        self._items = items
-        self._handed: queue.Queue[T | _End | _Failed] = queue.Queue(maxsize=1)
-        self._wanted = threading.Semaphore(0)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._started = False
+        self._reader = Interleaved({"": items}, name)
 
     def __enter__(self) -> ReadAhead[T]:
         return self
@@ -62,44 +121,45 @@ class ReadAhead(Generic[T]):
         self.close()
 
     def __iter__(self) -> Iterator[T]:
-        if not self._started:
-            self._started = True
-            self._thread.start()
-        self._wanted.release()
-        while True:
-            item = self._handed.get()
-            if isinstance(item, _End):
-                return
-            if isinstance(item, _Failed):
-                raise item.error
-            self._wanted.release()  # the next one is read while the caller uses this one
+        for _, item in self._reader:
             yield item
 
     def close(self) -> None:
         """Stop the worker once its call in flight returns, and wait for it."""
-        self._stop.set()
-        self._wanted.release()  # wake a worker waiting to be asked for more
-        if self._started:
-            self._thread.join()
-        else:
-            _close(self._items)
+        self._reader.close()
+
+
+class _Worker(Generic[T]):
+    """One source of an `Interleaved`: hands an item over each time it is asked for one."""
+
+    def __init__(
+        self,
+        key: str,
+        items: Iterator[T],
+        handed: queue.Queue[tuple[str, T | _End | _Failed]],
+        stop: threading.Event,
+        name: str,
+    ) -> None:
+        self.key, self.items, self._handed, self._stop = key, items, handed, stop
+        self.wanted = threading.Semaphore(0)
+        self.thread = threading.Thread(target=self._work, name=name, daemon=True)
 
     def _work(self) -> None:
         try:
             while True:
-                self._wanted.acquire()
+                self.wanted.acquire()
                 if self._stop.is_set():
                     return
                 try:
-                    item = next(self._items)
+                    item = next(self.items)
                 except StopIteration:
-                    self._handed.put(_End())
+                    self._handed.put((self.key, _End()))
                     return
-                self._handed.put(item)
-        except BaseException as error:  # handed over whole: the caller raises it as its own
-            self._handed.put(_Failed(error))
+                self._handed.put((self.key, item))
+        except BaseException as error:  # handed over whole: the consumer raises it as its own
+            self._handed.put((self.key, _Failed(error)))
         finally:
-            _close(self._items)
+            _close(self.items)
 
 
 def _close(items: Iterator[object]) -> None:

@@ -16,7 +16,7 @@ from syncd.connector import Connector, Window
 from syncd.errors import BudgetError
 from syncd.model import Page, Record, Stream, Usage
 from syncd.pipeline import Progress, RunReport, StreamReport, run_once
-from syncd.readahead import ReadAhead
+from syncd.readahead import Interleaved, ReadAhead
 from syncd.store import Store
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -86,6 +86,42 @@ def test_an_iterator_never_started_is_closed_where_it_was_left() -> None:
     with ReadAhead(source.items()):
         pass
     assert source.taken_when_made == []
+
+
+def test_interleaved_sources_are_read_side_by_side() -> None:
+    """A source waiting on the other (as the paced HubSpot reads wait on their allowance) does
+    not hold the other back: here `slow` cannot end before `quick` has handed over all of its
+    items, which a one-source-after-the-other reader would never get to."""
+    quick_done = threading.Event()
+
+    def slow() -> Iterator[str]:
+        yield "s0"
+        assert quick_done.wait(10), "the quick source was not read while the slow one waited"
+        yield "s1"
+
+    def quick() -> Iterator[str]:
+        yield from ("q0", "q1", "q2")
+        quick_done.set()
+
+    with Interleaved({"slow": slow(), "quick": quick()}) as items:
+        seen = list(items)
+    assert sorted(seen) == sorted([("slow", "s0"), ("slow", "s1"), ("quick", "q0"),
+                                   ("quick", "q1"), ("quick", "q2")])
+    assert [item for key, item in seen if key == "quick"] == ["q0", "q1", "q2"]
+    assert seen.index(("quick", "q2")) < seen.index(("slow", "s1"))
+
+
+def test_an_error_in_one_source_stops_and_closes_the_others_on_their_threads() -> None:
+    failing, other = Source(5, fail_after=1), Source(1000)
+    with pytest.raises(BudgetError) as raised, Interleaved(
+        {"failing": failing.items(), "other": other.items()}
+    ) as items:
+        for _ in items:
+            other.taken += 1
+    assert raised.value is failing.error
+    assert len(other.closed_on) == 1 and other.closed_on[0] != threading.get_ident()
+    assert len(other.taken_when_made) < 1000  # stopped, not read to the end
+    assert not [t for t in threading.enumerate() if t.name.startswith("syncd-read-ahead")]
 
 
 # -- the pull stage -------------------------------------------------------------------------
@@ -191,3 +227,19 @@ def test_an_interrupt_while_storing_goes_up_once_the_reader_is_stopped(tmp_path:
     assert connector.closed == [True]
     assert stored(store) == ["t1"]  # committed before the progress line was drawn
     assert [run["status"] for run in store.runs()] == ["failed"]
+
+
+def test_two_connectors_are_stored_in_one_pass_and_reported_in_their_order(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    first, second = FakeConnector(system="first"), FakeConnector(system="second")
+    connectors = {"first": cast(Connector, first), "second": cast(Connector, second)}
+    report = run_once(store, connectors, clock=lambda: T0 + timedelta(days=1),
+                      lookback=timedelta(minutes=10), budgets={})
+    assert report.status == "ok"
+    assert [(s.system, s.stream, s.pages) for s in report.streams] == [
+        ("first", "things", 3), ("second", "things", 3)]
+    for system in ("first", "second"):
+        assert store.cursor(system, "things") == '{"page": 3}'
+    assert threading.get_ident() not in first.threads | second.threads
