@@ -12,13 +12,15 @@ rows stay as errors with the CRM's reason while their batch-mates land.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import queue
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from syncd.connector import Connector
 from syncd.log import event
 from syncd.model import Change, PushResult
+from syncd.readahead import Interleaved
 from syncd.store import Store, iso
 from syncd.store.outbox import OutboxRow
 from syncd.store.unified import Link
@@ -55,23 +57,41 @@ def push(
     *,
     after_chunk: Callable[[], None] = lambda: None,
 ) -> PushReport:
-    """Send every pending outbox row of these kinds; record each result."""
+    """Send every pending outbox row of these kinds; record each result.
+
+    The CRMs are written side by side, each from a worker thread of its own that sends one
+    chunk at a time; its results are recorded here, on the store's thread, before its next
+    chunk is handed over (so a stopped pass has at most one chunk per CRM sent and not
+    recorded, which its idempotent upserts and re-planned updates make good)."""
     report = PushReport()
     rows = store.outbox.pending(kinds)
+    chunks: dict[str, Iterator[list[OutboxRow]]] = {}
+    jobs: dict[str, queue.Queue[_Job | None]] = {}
+    workers = {}
     for system, connector in connectors.items():
         mine = [row for row in rows if row.system == system]
-        for start in range(0, len(mine), CHUNK):
-            chunk = _unchanged_since_read(store, connector, mine[start : start + CHUNK], report)
-            refused = _clear_first(connector, chunk)
-            results = [
-                *refused,
-                *connector.push(
-                    [_change(row) for row in chunk if str(row.id) not in {r.ref for r in refused}]
-                ),
-            ]
-            with store.transaction():
-                _record(store, chunk, results, run, report)
-            after_chunk()
+        chunks[system] = iter([mine[i : i + CHUNK] for i in range(0, len(mine), CHUNK)])
+        jobs[system] = queue.Queue()
+        workers[system] = _sender(connector, jobs[system])
+    del rows
+
+    def hand_over(system: str) -> None:
+        chunk = next(chunks[system], None)
+        jobs[system].put(None if chunk is None else _Job(chunk, _read_stamps(store, chunk)))
+
+    with Interleaved(workers, "push") as sent:
+        try:
+            for system in connectors:
+                hand_over(system)
+            for system, (chunk, moved, results) in sent:
+                kept = _unchanged_since_read(chunk, moved, report)
+                with store.transaction():
+                    _record(store, kept, results, run, report)
+                after_chunk()
+                hand_over(system)
+        finally:
+            for waiting in jobs.values():
+                waiting.put(None)  # a worker waiting for its next chunk ends there
     for (system, obj), count in sorted(report.applied.items()):
         event(
             log,
@@ -99,15 +119,44 @@ def push(
     return report
 
 
+@dataclass
+class _Job:
+    """A chunk for a sender, with the stamps the store holds for its update targets (read on
+    the store's thread)."""
+
+    rows: list[OutboxRow]
+    read: dict[tuple[str, str, str], str]
+
+
+def _sender(
+    connector: Connector, jobs: queue.Queue[_Job | None]
+) -> Iterator[tuple[list[OutboxRow], set[tuple[str, str]], list[PushResult]]]:
+    """Run on a worker: for each chunk handed over, check its targets' stamps and send the rows
+    whose targets did not move; yields (chunk, moved targets, results)."""
+    while (job := jobs.get()) is not None:
+        moved = _moved_since_read(connector, job.read)
+        chunk = [row for row in job.rows if not _held(row, moved)]
+        refused = _clear_first(connector, chunk)
+        skipped = {r.ref for r in refused}
+        results = [
+            *refused,
+            *connector.push([_change(row) for row in chunk if str(row.id) not in skipped]),
+        ]
+        yield job.rows, moved, results
+
+
+def _held(row: OutboxRow, moved: set[tuple[str, str]]) -> bool:
+    return row.operation == "update" and (row.object, row.record_id) in moved
+
+
 def _unchanged_since_read(
-    store: Store, connector: Connector, rows: list[OutboxRow], report: PushReport
+    rows: list[OutboxRow], moved: set[tuple[str, str]], report: PushReport
 ) -> list[OutboxRow]:
     """The rows whose target still shows the stamp their plan was made from; the others stay
     pending (counted as held) until the next pass has read the edit and planned again."""
-    moved = _moved_since_read(store, connector, rows)
     kept = []
     for row in rows:
-        if row.operation == "update" and (row.object, row.record_id) in moved:
+        if _held(row, moved):
             where = (row.system, row.object)
             report.held[where] = report.held.get(where, 0) + 1
         else:
@@ -115,17 +164,21 @@ def _unchanged_since_read(
     return kept
 
 
-def _moved_since_read(
-    store: Store, connector: Connector, rows: list[OutboxRow]
-) -> set[tuple[str, str]]:
-    """(object, id) of the update targets the CRM stamps later than the store read them.
-    Upserts carry no record id (their target was never read) and are not checked; rows
-    without updates cost no call."""
-    read = store.updated_at(
+def _read_stamps(store: Store, rows: list[OutboxRow]) -> dict[tuple[str, str, str], str]:
+    """The stamps the store holds for the update targets of these rows. Upserts carry no
+    record id (their target was never read) and are not checked."""
+    return store.updated_at(
         (row.system, row.object, row.record_id)
         for row in rows
         if row.operation == "update" and row.record_id
     )
+
+
+def _moved_since_read(
+    connector: Connector, read: Mapping[tuple[str, str, str], str]
+) -> set[tuple[str, str]]:
+    """(object, id) of the update targets the CRM stamps later than the store read them; no
+    targets cost no call."""
     ids: dict[str, list[str]] = {}
     for _, obj, record_id in sorted(read):
         ids.setdefault(obj, []).append(record_id)
