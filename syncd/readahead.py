@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import queue
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import Generic, TypeVar
+from typing import Generic, Self, TypeVar
 
 T = TypeVar("T")
 
@@ -40,7 +41,25 @@ class _Failed:
         self.error = error
 
 
-class Interleaved(Generic[T]):
+class _Closing(ABC):
+    """A context manager whose exit is `close()`."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class Interleaved(_Closing, Generic[T]):
     """Several iterators read at once, each in a worker thread of its own and at most one item
     ahead of the consumer; items come out tagged with their source's key, in the order they
     arrive (each source's own items in its order).
@@ -58,17 +77,6 @@ class Interleaved(Generic[T]):
             for key, items in sources.items()
         }
         self._started = False
-
-    def __enter__(self) -> Interleaved[T]:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[tuple[str, T]]:
         if not self._started:
@@ -100,7 +108,7 @@ class Interleaved(Generic[T]):
                 _close(worker.items)
 
 
-class ReadAhead(Generic[T]):
+class ReadAhead(_Closing, Generic[T]):
     """Iterate `items` in a worker thread, at most one item ahead of the consumer.
 
     Use as a context manager: leaving it stops and joins the worker.
@@ -108,17 +116,6 @@ class ReadAhead(Generic[T]):
 
     def __init__(self, items: Iterator[T], name: str = "syncd-read-ahead") -> None:
         self._reader = Interleaved({"": items}, name)
-
-    def __enter__(self) -> ReadAhead[T]:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __iter__(self) -> Iterator[T]:
         for _, item in self._reader:
