@@ -1,28 +1,25 @@
-"""`ReadAhead`: a connector's pages, the next one read while the caller stores this one.
+"""`Interleaved`: connectors' pages (or pushes), each read one ahead while the caller stores.
 
 A stream's pages are fetched and stored in turn; storing a page of 1,000 rows takes about as
 long as fetching it, so done one after the other the stream spends half its time away from the
-API. A worker thread runs the connector's page iterator one page ahead of the caller instead:
-the caller (and its SQLite connection, which stays on the caller's thread) stores page N while
-the worker fetches page N+1, and never more than that one page ahead, so a pass that stops
-(its budget, SIGTERM) has spent at most one page of calls it does not store.
+API. A worker thread per source runs its iterator one item ahead of the caller instead: the
+caller (and its SQLite connection, which stays on the caller's thread) stores page N while the
+worker fetches page N+1, and never more than that one page ahead, so a pass that stops (its
+budget, SIGTERM) has spent at most one page of calls per source that it does not store.
 
-What the iterator raises reaches the caller, the same exception object, after every page the
-iterator yielded before it. When the caller leaves early (an exception of its own, or it
-stopped), the worker finishes the call in flight, closes the iterator on its own thread (the
-connector's `finally` blocks run there) and is joined before the caller goes on, so the
-connector is never used by two threads at once.
-
-`Interleaved` does the same for several sources at once (the pull reads HubSpot and Salesforce
-side by side: the paced HubSpot calls leave the other CRM's reads and the storing time to fill
-the wait); `ReadAhead` is its one-source case.
+Several sources run side by side (the pull reads HubSpot and Salesforce at once: the paced
+HubSpot calls leave the other CRM's reads and the storing time to fill the wait; the push
+writes both the same way). What a source raises reaches the caller, the same exception object,
+after every item that source yielded before it. When the caller leaves early (an exception of
+its own, or it stopped), each worker finishes its call in flight, closes its iterator on its
+own thread (the connector's `finally` blocks run there) and is joined before the caller goes
+on, so a connector is never used by two threads at once.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -41,25 +38,7 @@ class _Failed:
         self.error = error
 
 
-class _Closing(ABC):
-    """A context manager whose exit is `close()`."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-
-class Interleaved(_Closing, Generic[T]):
+class Interleaved(Generic[T]):
     """Several iterators read at once, each in a worker thread of its own and at most one item
     ahead of the consumer; items come out tagged with their source's key, in the order they
     arrive (each source's own items in its order).
@@ -77,6 +56,17 @@ class Interleaved(_Closing, Generic[T]):
             for key, items in sources.items()
         }
         self._started = False
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
 
     def __iter__(self) -> Iterator[tuple[str, T]]:
         if not self._started:
@@ -106,24 +96,6 @@ class Interleaved(_Closing, Generic[T]):
                 worker.thread.join()
             else:
                 _close(worker.items)
-
-
-class ReadAhead(_Closing, Generic[T]):
-    """Iterate `items` in a worker thread, at most one item ahead of the consumer.
-
-    Use as a context manager: leaving it stops and joins the worker.
-    """
-
-    def __init__(self, items: Iterator[T], name: str = "syncd-read-ahead") -> None:
-        self._reader = Interleaved({"": items}, name)
-
-    def __iter__(self) -> Iterator[T]:
-        for _, item in self._reader:
-            yield item
-
-    def close(self) -> None:
-        """Stop the worker once its call in flight returns, and wait for it."""
-        self._reader.close()
 
 
 class _Worker(Generic[T]):

@@ -16,7 +16,7 @@ from syncd.connector import Connector, Window
 from syncd.errors import BudgetError
 from syncd.model import Page, Record, Stream, Usage
 from syncd.pipeline import Progress, RunReport, StreamReport, run_once
-from syncd.readahead import Interleaved, ReadAhead
+from syncd.readahead import Interleaved
 from syncd.store import Store
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -49,8 +49,8 @@ class Source:
 def test_items_arrive_in_order_from_another_thread_never_more_than_one_ahead() -> None:
     source = Source(6)
     seen = []
-    with ReadAhead(source.items()) as items:
-        for item in items:
+    with Interleaved({"only": source.items()}) as items:
+        for _, item in items:
             seen.append(item)
             source.taken += 1
     assert seen == list(range(6))
@@ -62,8 +62,8 @@ def test_items_arrive_in_order_from_another_thread_never_more_than_one_ahead() -
 def test_an_error_arrives_after_the_items_before_it_as_the_same_object() -> None:
     source = Source(5, fail_after=3)
     seen = []
-    with pytest.raises(BudgetError) as raised, ReadAhead(source.items()) as items:
-        for item in items:
+    with pytest.raises(BudgetError) as raised, Interleaved({"only": source.items()}) as items:
+        for _, item in items:
             seen.append(item)
     assert seen == [0, 1, 2]
     assert raised.value is source.error
@@ -71,19 +71,19 @@ def test_an_error_arrives_after_the_items_before_it_as_the_same_object() -> None
 
 def test_a_caller_leaving_early_stops_the_worker_and_closes_the_iterator_on_its_thread() -> None:
     source = Source(100)
-    with pytest.raises(KeyboardInterrupt), ReadAhead(source.items()) as items:
-        for item in items:
+    with pytest.raises(KeyboardInterrupt), Interleaved({"only": source.items()}) as items:
+        for _, item in items:
             source.taken += 1
             if item == 2:
                 raise KeyboardInterrupt
     assert len(source.taken_when_made) <= 4  # items 0-2 taken, at most item 3 read ahead
     assert len(source.closed_on) == 1 and source.closed_on[0] != threading.get_ident()
-    assert not [t for t in threading.enumerate() if t.name == "syncd-read-ahead"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("syncd-read-ahead")]
 
 
 def test_an_iterator_never_started_is_closed_where_it_was_left() -> None:
     source = Source(3)
-    with ReadAhead(source.items()):
+    with Interleaved({"only": source.items()}):
         pass
     assert source.taken_when_made == []
 
