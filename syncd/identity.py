@@ -69,8 +69,13 @@ def spec_for(mapping: EntityMapping, *, salesforce_only_key: bool = False) -> Ki
                 return str(value)
         return None
 
-    return KindSpec(mapping.entity, mapping.hubspot_object, mapping.salesforce_objects, match_key,
-                    hubspot_makes_entities=mapping.entity != "opportunity")
+    return KindSpec(
+        mapping.entity,
+        mapping.hubspot_object,
+        mapping.salesforce_objects,
+        match_key,
+        hubspot_makes_entities=mapping.entity != "opportunity",
+    )
 
 
 def entity_id_for(kind: str, record: dict[str, Any]) -> str:
@@ -117,7 +122,7 @@ class Resolver:
 
     def resolve(self, records: list[dict[str, Any]]) -> None:
         """Resolve one batch of changed records (all of one object, oldest first)."""
-        wanted: list[SourceKey] = [_key(r) for r in records]
+        wanted: list[SourceKey] = [(r["system"], r["object"], r["id"]) for r in records]
         wanted += [
             ("salesforce", "Contact", r["data"]["ConvertedContactId"])
             for r in records
@@ -127,18 +132,20 @@ class Resolver:
             (r["system"], r["object"], r["merged_into"]) for r in records if r["merged_into"]
         ]
         links = self.unified.links(wanted)
-        match_keys = {id(r): self.spec.match_key(r) for r in records if not r["deleted"]}
+        match_key = self.spec.match_key
+        match_keys = {id(r): match_key(r) for r in records if not r["deleted"]}
         keys = {k for k in match_keys.values() if k}
         by_key = self.unified.by_match_key(self.spec.kind, keys - self._keys.keys())
         self._keys.update(by_key)
         self._match_keys = match_keys
         # The entities this batch may name (their own syncd ids, the ids new ones would get),
         # read in one query rather than one per record.
+        kind = self.spec.kind
         self._look_up(
             candidate
-            for r in records
-            if not r["deleted"] and _placed(links.get(_key(r))) is None
-            for candidate in _candidates(self.spec.kind, r)
+            for r, key in zip(records, wanted, strict=False)
+            if not r["deleted"] and _placed(links.get(key)) is None
+            for candidate in _candidates(kind, r)
         )
         changed: dict[SourceKey, Link] = {}
         for record in records:
@@ -165,16 +172,17 @@ class Resolver:
         entity_id = self._find(record, links)
         if entity_id is None:
             return
+        converted = _converted_contact(record)
         new = Link(
             *key,
             kind=self.spec.kind,
             entity_id=entity_id,
-            state="converted" if _converted_contact(record) else "live",
+            state="converted" if converted else "live",
             created_at=created_at(record),
         )
         links[key] = changed[key] = new
         self.result.dirty.add(entity_id)
-        if _converted_contact(record):
+        if converted:
             self._hand_over(record, new, links, changed)
 
     def _known(

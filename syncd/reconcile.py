@@ -10,7 +10,7 @@ gets an audit row.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -18,10 +18,11 @@ from functools import lru_cache
 from typing import Any
 
 from syncd.identity import KindSpec, resolve_all, spec_for
-from syncd.mapping import EntityMapping, FieldMapping, Mappings
-from syncd.rules import Decision, Observed, decide, is_blank
+from syncd.mapping import EntityMapping, Mappings
+from syncd.rules import Seen, is_blank, settle
 from syncd.store import Store, iso, parse_iso
 from syncd.store.unified import AuditRow, Entity, Link, SourceKey, UnifiedStore
+from syncd.transforms import TRANSFORMS
 
 Written = Mapping[SourceKey, Mapping[str, tuple[Any, str | None, int]]]
 
@@ -66,17 +67,17 @@ def choose_sides(
     sides = Sides()
     live: dict[str, list[Link]] = {"hubspot": [], "salesforce": []}
     for link in links:
-        record = records.get(link.key)
-        if link.state in ("deleted", "merged"):
+        state = link.state
+        if state == "live":
+            record = records.get((link.system, link.object, link.record_id))
+            if record is None:
+                # Created by syncd's upsert, not pulled yet: creating it again would duplicate
+                # it, or bring it back if someone deleted it before syncd saw it.
+                sides.tombstones.add(link.system)
+            elif not record["deleted"]:
+                live[link.system].append(link)
+        elif state in ("deleted", "merged"):
             sides.tombstones.add(link.system)
-        elif link.state != "live":
-            continue
-        elif record is None:
-            # Created by syncd's upsert, not pulled yet: creating it again would duplicate it,
-            # or bring it back if someone deleted it before syncd saw it.
-            sides.tombstones.add(link.system)
-        elif not record["deleted"]:
-            live[link.system].append(link)
     for system, found in live.items():
         if not found:
             continue
@@ -105,44 +106,80 @@ class Outcome:
     changed: bool
 
 
+# How one side reads a field's raw value into the unified form (None: as it is).
+Convert = Callable[[Any], Any] | None
+# The fields one object holds, as (index in the plan, field name, its name there, converter).
+Reads = tuple[tuple[int, str, str, Convert], ...]
+
+
+class FieldPlan:
+    """A mapping's fields as `recompute` walks them, worked out once per pass: per field its
+    name, rule and blank policy, and per system and object the fields it holds, under which
+    names, and how their values convert (`FieldMapping.from_hubspot` / `from_salesforce`)."""
+
+    def __init__(self, mapping: EntityMapping) -> None:
+        self.mapping = mapping
+        self.fields = tuple(
+            (name, f.rule, f.blank == "clear") for name, f in mapping.fields.items()
+        )
+        self.names = tuple(mapping.fields)
+        self.unseen: tuple[None, ...] = (None,) * len(self.fields)
+        self._reads: dict[tuple[str, str], Reads] = {}
+
+    def reads(self, system: str, object_name: str) -> Reads:
+        found = self._reads.get((system, object_name))
+        if found is None:
+            found = self._reads[(system, object_name)] = _reads(self.mapping, system, object_name)
+        return found
+
+
+def _reads(mapping: EntityMapping, system: str, object_name: str) -> Reads:
+    found: list[tuple[int, str, str, Convert]] = []
+    for index, f in enumerate(mapping.fields.values()):
+        normalize = TRANSFORMS[f.transform].normalize if f.transform else None
+        name = f.hubspot if system == "hubspot" else f.salesforce.get(object_name)
+        if name:
+            hubspot = system == "hubspot"
+            found.append(
+                (index, f.name, name, normalize if hubspot or not f.values else f.from_salesforce)
+            )
+    return tuple(found)
+
+
 def recompute(
-    mapping: EntityMapping, entity: Entity, sides: Sides, written: Written, run: int
+    mapping: EntityMapping,
+    entity: Entity,
+    sides: Sides,
+    written: Written,
+    run: int,
+    plan: FieldPlan | None = None,
 ) -> Outcome:
     """Decide every field of one entity; keep per-field change times for next time."""
+    plan = plan or FieldPlan(mapping)
     old_fields, old_sides = entity.fields, entity.sides
     fields, new_sides = dict(old_fields), dict(old_sides)
     audit: list[AuditRow] = []
     problems: list[tuple[SourceKey, str, str]] = []
-    views = [
-        _View(system, record, written.get((record["system"], record["object"], record["id"])))
-        for system, record in (("hubspot", sides.hubspot), ("salesforce", sides.salesforce))
-        if record is not None
-    ]
+    befores = [old_sides.get(name) for name in plan.names]
+    states: list[dict[str, Any]] = [dict(before) if before else {} for before in befores]
+    hubspot = _observe(plan, "hubspot", sides.hubspot, written, states, problems)
+    salesforce = _observe(plan, "salesforce", sides.salesforce, written, states, problems)
     changed = False
-    for name, field_mapping in mapping.fields.items():
-        before = old_sides.get(name)
-        state = dict(before) if before else {}
-        observed: dict[str, Observed] = {}
-        for view in views:
-            seen = view.observe(field_mapping, state.get(view.system), problems)
-            if seen is not None:
-                observed[view.system] = seen[0]
-                state[view.system] = seen[1]
+    for index, (name, rule, clear) in enumerate(plan.fields):
         previous = old_fields.get(name)
-        decision = decide(
-            field_mapping, observed.get("hubspot"), observed.get("salesforce"), previous
-        )
-        # A decided value is None or not blank: `not _same(decision.value, previous)`.
-        if (not is_blank(previous)) if decision.value is None else decision.value != previous:
-            audit.append(_audit(entity, name, decision, previous))
+        value, winner = settle(rule, clear, hubspot[index], salesforce[index], previous)
+        # A decided value is None or not blank: `not _same(value, previous)`.
+        if (not is_blank(previous)) if value is None else value != previous:
+            audit.append(AuditRow(entity.kind, entity.id, name, previous, value, winner, rule))
+        state = states[index]
         if not changed and (
             name not in old_fields
-            or decision.value != previous
-            or before is None
-            or state != before
+            or value != previous
+            or befores[index] is None
+            or state != befores[index]
         ):
             changed = True
-        fields[name] = decision.value
+        fields[name] = value
         new_sides[name] = state
     if changed:
         entity = Entity(
@@ -154,58 +191,51 @@ def recompute(
             entity.merged_into,
             entity.created_run,
             run,
+            entity.account_id,
         )
     return Outcome(entity, audit, problems, changed)
 
 
-class _View:
-    """One system's primary record of an entity, as `recompute` reads it field by field."""
+def _observe(
+    plan: FieldPlan,
+    system: str,
+    record: dict[str, Any] | None,
+    written: Written,
+    states: list[dict[str, Any]],
+    problems: list[tuple[SourceKey, str, str]],
+) -> Sequence[Seen | None]:
+    """What one system's primary record shows for each field of the plan, and when it
+    changed it (None where the field maps nothing there or its value does not convert).
+    Each field seen gets its state for this system: [value, change time, record id].
 
-    __slots__ = ("data", "key", "record", "system", "updated_at", "written")
-
-    def __init__(
-        self,
-        system: str,
-        record: dict[str, Any],
-        written: Mapping[str, tuple[Any, str | None, int]] | None,
-    ) -> None:
-        self.system, self.record, self.data = system, record, record["data"]
-        self.key: SourceKey = (record["system"], record["object"], record["id"])
-        self.written = written or {}
-        self.updated_at: str = record["updated_at"]
-
-    def observe(
-        self,
-        field_mapping: FieldMapping,
-        before: list[Any] | None,
-        problems: list[tuple[SourceKey, str, str]],
-    ) -> tuple[Observed, list[Any]] | None:
-        """What this system shows for a field and when it changed it, with the field's new
-        state ([value, change time, record id]); None where the field maps nothing here."""
-        hubspot = self.system == "hubspot"
-        name = field_mapping.hubspot if hubspot else field_mapping.salesforce.get(self.key[1])
-        if not name:
-            return None
-        raw = self.data.get(name)
+    A field's change time is kept while its value stays; a value syncd wrote there (its
+    echo) carries the time of the change it copied; otherwise it is the record's."""
+    if record is None:
+        return plan.unseen
+    seen: list[Seen | None] = [None] * len(plan.fields)
+    data, updated_at, record_id = record["data"], record["updated_at"], record["id"]
+    key: SourceKey = (record["system"], record["object"], record_id)
+    wrote_here = written.get(key) or {}
+    for index, field_name, name, convert in plan.reads(system, key[1]):
+        raw = data.get(name)
         try:
-            value = _storable(
-                field_mapping.from_hubspot(raw) if hubspot else field_mapping.from_salesforce(raw)
-            )
+            value = raw if convert is None else convert(raw)
         except ValueError as exc:
-            problems.append((self.key, field_mapping.name, str(exc)))
-            return None
-        moment, text = _time(self._changed_at(name, raw, value, before))
-        return Observed(value, moment), [value, text, self.key[2]]
-
-    def _changed_at(self, name: str, raw: Any, value: Any, before: list[Any] | None) -> str:
-        """When this system last changed this field: kept while the value stays; a value syncd
-        wrote there (its echo) carries the time of the change it copied."""
-        if before is not None and before[2] == self.key[2] and _same(before[0], value):
-            return str(before[1]) if before[1] else self.updated_at
-        wrote = self.written.get(name)
-        if wrote is not None and wrote[1] and _same_raw(wrote[0], raw):
-            return wrote[1]
-        return self.updated_at
+            problems.append((key, field_name, str(exc)))
+            continue
+        if value is not None and type(value) is not str:
+            value = _storable(value)
+        state = states[index]
+        before = state.get(system)
+        if before is not None and before[2] == record_id and _same(before[0], value):
+            at = str(before[1]) if before[1] else updated_at
+        else:
+            wrote = wrote_here.get(name)
+            at = wrote[1] if wrote and wrote[1] and _same_raw(wrote[0], raw) else updated_at
+        moment, text = _time(at)
+        state[system] = [value, text, record_id]
+        seen[index] = (value, moment)
+    return seen
 
 
 def _storable(value: Any) -> Any:
@@ -236,12 +266,6 @@ def _time(text: str) -> tuple[datetime, str]:
     and most records of a pass share a few stamps: each is parsed and formatted once."""
     moment = parse_iso(text)
     return moment, iso(moment)
-
-
-def _audit(entity: Entity, name: str, decision: Decision, old: Any) -> AuditRow:
-    return AuditRow(
-        entity.kind, entity.id, name, old, decision.value, decision.winner, decision.rule
-    )
 
 
 def _person_account(sides: Sides, accounts: Mapping[str, str]) -> str | None:
@@ -282,6 +306,7 @@ class Reconciler:
         self.store, self.mappings, self.run, self.at, self.batch = store, mappings, run, at, batch
         self.dirty: dict[str, set[str]] = {}
         self.problems: dict[str, list[tuple[SourceKey, str, str]]] = {}
+        self._plans: dict[str, FieldPlan] = {}
 
     def reconcile(self, after_run: int) -> list[KindReport]:
         self.store.forget_decoded()  # what the last pass decoded is mostly not read again
@@ -326,22 +351,32 @@ class Reconciler:
         written = self.store.outbox.written(keys)
         entities = unified.entities(mapping.entity, chunk)
         accounts = self._accounts(mapping.entity, records.values())
-        saved, audit, duplicates = [], [], []
+        saved: list[tuple[Entity, Entity]] = []
+        audit: list[AuditRow] = []
+        duplicates: list[tuple[SourceKey, str, str, str]] = []
+        plan = self._plans.get(mapping.entity)
+        if plan is None or plan.mapping is not mapping:
+            plan = self._plans[mapping.entity] = FieldPlan(mapping)
+        problems = self.problems.setdefault(mapping.entity, [])
         for entity_id in chunk:
-            entity = entities.get(entity_id)
-            if entity is None or entity.merged_into:
+            stored = entities.get(entity_id)
+            if stored is None or stored.merged_into:
                 continue
-            sides = choose_sides(spec, links.get(entity_id, []), records)
-            outcome = recompute(mapping, entity, sides, written, self.run)
-            entity = outcome.entity
-            entity = self._structure(mapping, entity, sides, accounts)
+            found = links.get(entity_id, [])
+            sides = choose_sides(spec, found, records)
+            outcome = recompute(mapping, stored, sides, written, self.run, plan)
+            entity = self._structure(mapping, outcome.entity, sides, accounts)
             if outcome.changed or entity is not outcome.entity:
-                saved.append(entity)
+                saved.append((stored, entity))
             audit += outcome.audit
-            duplicates += [(key, mapping.entity, entity_id, why) for key, why in sides.duplicates]
-            self.problems.setdefault(mapping.entity, []).extend(outcome.problems)
-            report.records += len(links.get(entity_id, []))
-        unified.save_entities(saved)
+            if sides.duplicates:
+                duplicates += [
+                    (key, mapping.entity, entity_id, why) for key, why in sides.duplicates
+                ]
+            if outcome.problems:
+                problems += outcome.problems
+            report.records += len(found)
+        unified.update_entities(saved)
         unified.audit(self.run, self.at, audit)
         unified.clear_duplicates(mapping.entity, chunk)
         unified.report_duplicates(self.run, duplicates)
@@ -357,20 +392,19 @@ class Reconciler:
         if mapping.match_keys:
             value = entity.fields.get(mapping.match_keys[0])
             match_key = None if is_blank(value) else str(value)
-        fields = dict(entity.fields)
+        fields = entity.fields
         account_id = entity.account_id
         record = sides.salesforce
         if mapping.entity == "opportunity" and record is not None:
             data = record["data"]
             account_id = _account_of(data, accounts)
-            fields.update(
-                {
-                    "_created": data.get("CreatedDate"),
-                    "_close_date": data.get("CloseDate"),
-                    "_is_closed": bool(data.get("IsClosed")),
-                    "_is_won": bool(data.get("IsWon")),
-                }
-            )
+            fields = {
+                **fields,
+                "_created": data.get("CreatedDate"),
+                "_close_date": data.get("CloseDate"),
+                "_is_closed": bool(data.get("IsClosed")),
+                "_is_won": bool(data.get("IsWon")),
+            }
         elif mapping.entity == "person":
             account_id = _person_account(sides, accounts)
         if (match_key, fields, account_id) == (entity.match_key, entity.fields, entity.account_id):

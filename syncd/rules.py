@@ -35,7 +35,7 @@ from typing import Any, Literal
 from syncd.mapping import FieldMapping
 from syncd.model import utc
 
-__all__ = ["PLACEHOLDER", "Decision", "Observed", "Winner", "decide", "is_blank"]
+__all__ = ["PLACEHOLDER", "Decision", "Observed", "Seen", "Winner", "decide", "is_blank", "settle"]
 
 PLACEHOLDER = "[not provided]"
 Winner = Literal["hubspot", "salesforce", "none"]
@@ -76,13 +76,66 @@ def _same(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
-def _keep(previous: Any, rule: str) -> Decision:
-    return Decision(None if is_blank(previous) else previous, "none", rule)
+_ALWAYS: dict[str, Winner] = {"always-hubspot": "hubspot", "always-salesforce": "salesforce"}
+_PREFER: dict[str, Winner] = {"prefer-hubspot": "hubspot", "prefer-salesforce": "salesforce"}
+_OTHER: dict[Winner, Winner] = {"hubspot": "salesforce", "salesforce": "hubspot"}
+
+# One system's value for one field and when it changed it, as `settle` reads it: an
+# `Observed` without the object (reconcile decides every field of every entity).
+Seen = tuple[Any, datetime | None]
 
 
-def _later(hubspot: Observed, salesforce: Observed) -> Winner:
+def decide(
+    field: FieldMapping,
+    hubspot: Observed | None,
+    salesforce: Observed | None,
+    previous: Any = None,
+) -> Decision:
+    """The unified value of `field` given each system's observation and the previous value."""
+    value, winner = settle(
+        field.rule,
+        field.blank == "clear",
+        None if hubspot is None else (hubspot.value, hubspot.changed_at),
+        None if salesforce is None else (salesforce.value, salesforce.changed_at),
+        previous,
+    )
+    return Decision(value, winner, field.rule)
+
+
+def settle(
+    rule: str, clear: bool, hubspot: Seen | None, salesforce: Seen | None, previous: Any
+) -> tuple[Any, Winner]:
+    """`decide` as (value, winner), from a field's rule and blank policy (`clear`)."""
+    if hubspot is None or salesforce is None:
+        # At most one system holds a value: it decides, unless its blank would replace one
+        # (`always-X` with X's record present takes X's blank).
+        alone: Winner = "hubspot" if hubspot is not None else "salesforce"
+        seen = hubspot if hubspot is not None else salesforce
+        if seen is None:
+            return (None if is_blank(previous) else previous), "none"
+        blank = is_blank(seen[0])
+        if blank and not clear and _ALWAYS.get(rule) != alone and not is_blank(previous):
+            return previous, "none"
+        return (None if blank else seen[0]), alone
+    hubspot_blank, salesforce_blank = is_blank(hubspot[0]), is_blank(salesforce[0])
+    winner = _ALWAYS.get(rule)
+    if winner is None:
+        if not clear and hubspot_blank and salesforce_blank and not is_blank(previous):
+            return previous, "none"
+        first = _PREFER.get(rule)
+        if first is not None:
+            first_blank = hubspot_blank if first == "hubspot" else salesforce_blank
+            winner = first if clear or not first_blank else _OTHER[first]
+        else:  # two-way and none
+            winner = _two_way(hubspot, salesforce, previous, clear, hubspot_blank, salesforce_blank)
+    if winner == "hubspot":
+        return (None if hubspot_blank else hubspot[0]), winner
+    return (None if salesforce_blank else salesforce[0]), winner
+
+
+def _later(hubspot: Seen, salesforce: Seen) -> Winner:
     """The side changed last; no time is the oldest; a tie goes to Salesforce."""
-    hubspot_at, salesforce_at = hubspot.changed_at, salesforce.changed_at
+    hubspot_at, salesforce_at = hubspot[1], salesforce[1]
     if hubspot_at is None:
         return "salesforce"
     if salesforce_at is None:
@@ -100,54 +153,19 @@ def _equal(left: Any, left_blank: bool, right: Any, right_blank: bool) -> bool:
 
 
 def _two_way(
-    hubspot: Observed, salesforce: Observed, previous: Any, clear: bool, blanks: tuple[bool, bool]
+    hubspot: Seen,
+    salesforce: Seen,
+    previous: Any,
+    clear: bool,
+    hubspot_blank: bool,
+    salesforce_blank: bool,
 ) -> Winner:
-    hubspot_blank, salesforce_blank = blanks
     if not clear and hubspot_blank != salesforce_blank:
         return "salesforce" if hubspot_blank else "hubspot"
-    if not _equal(hubspot.value, hubspot_blank, salesforce.value, salesforce_blank):
+    if not _equal(hubspot[0], hubspot_blank, salesforce[0], salesforce_blank):
         previous_blank = is_blank(previous)
-        hubspot_moved = not _equal(hubspot.value, hubspot_blank, previous, previous_blank)
-        salesforce_moved = not _equal(salesforce.value, salesforce_blank, previous, previous_blank)
+        hubspot_moved = not _equal(hubspot[0], hubspot_blank, previous, previous_blank)
+        salesforce_moved = not _equal(salesforce[0], salesforce_blank, previous, previous_blank)
         if hubspot_moved != salesforce_moved:
             return "hubspot" if hubspot_moved else "salesforce"
     return _later(hubspot, salesforce)
-
-
-_ALWAYS: dict[str, Winner] = {"always-hubspot": "hubspot", "always-salesforce": "salesforce"}
-_PREFER: dict[str, Winner] = {"prefer-hubspot": "hubspot", "prefer-salesforce": "salesforce"}
-_OTHER: dict[Winner, Winner] = {"hubspot": "salesforce", "salesforce": "hubspot"}
-
-
-def decide(
-    field: FieldMapping,
-    hubspot: Observed | None,
-    salesforce: Observed | None,
-    previous: Any = None,
-) -> Decision:
-    """The unified value of `field` given each system's observation and the previous value."""
-    rule = field.rule
-    if hubspot is None and salesforce is None:
-        return _keep(previous, rule)
-    # Each observation's blankness, worked out once (for "every system shows a blank", a
-    # system without a record counts as showing one).
-    blank = {
-        "hubspot": hubspot is None or is_blank(hubspot.value),
-        "salesforce": salesforce is None or is_blank(salesforce.value),
-    }
-    seen: dict[Winner, Observed | None] = {"hubspot": hubspot, "salesforce": salesforce}
-    winner = _ALWAYS.get(rule)
-    clear = field.blank == "clear"
-    if winner is None or seen[winner] is None:
-        if not clear and blank["hubspot"] and blank["salesforce"] and not is_blank(previous):
-            return _keep(previous, rule)
-        if hubspot is None or salesforce is None:
-            winner = "hubspot" if hubspot is not None else "salesforce"
-        elif rule in _PREFER:
-            first = _PREFER[rule]
-            winner = first if clear or not blank[first] else _OTHER[first]
-        else:  # two-way, none, and always-X whose own system is absent (handled above)
-            blanks = (blank["hubspot"], blank["salesforce"])
-            winner = _two_way(hubspot, salesforce, previous, clear, blanks)
-    taken = seen[winner]
-    return Decision(None if blank[winner] or taken is None else taken.value, winner, rule)

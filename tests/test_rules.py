@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.mapping import RULES, FieldMapping, Rule
-from syncd.rules import PLACEHOLDER, Decision, Observed, decide, is_blank
+from syncd.rules import PLACEHOLDER, Decision, Observed, decide, is_blank, settle
 
 EARLY = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 LATE = EARLY + timedelta(hours=3)
@@ -238,3 +238,78 @@ def test_deciding_twice_gives_the_same_answer(
         first.value,
     )
     assert settled.value == first.value
+
+
+# -- the specialised engine against the rules as first written
+
+# `decide` (through `settle`, which reconcile calls per field with plain tuples) works out each
+# blankness once and takes shortcuts per rule. The engine as first written, kept here as the
+# oracle: both must give the same value and winner for every input.
+
+
+def reference(
+    field: FieldMapping, hubspot: Observed | None, salesforce: Observed | None, previous: Any
+) -> Decision:
+    def keep() -> Decision:
+        return Decision(None if is_blank(previous) else previous, "none", field.rule)
+
+    if hubspot is None and salesforce is None:
+        return keep()
+    seen = {"hubspot": hubspot, "salesforce": salesforce}
+    blank = {side: o is None or is_blank(o.value) for side, o in seen.items()}
+    always = {"always-hubspot": "hubspot", "always-salesforce": "salesforce"}.get(field.rule)
+    prefer = {"prefer-hubspot": "hubspot", "prefer-salesforce": "salesforce"}.get(field.rule)
+    clear = field.blank == "clear"
+    winner = always
+    if winner is None or seen[winner] is None:
+        if not clear and blank["hubspot"] and blank["salesforce"] and not is_blank(previous):
+            return keep()
+        if hubspot is None or salesforce is None:
+            winner = "hubspot" if hubspot is not None else "salesforce"
+        elif prefer is not None:
+            other = "salesforce" if prefer == "hubspot" else "hubspot"
+            winner = prefer if clear or not blank[prefer] else other
+        else:
+            winner = reference_two_way(hubspot, salesforce, previous, clear)
+    taken = seen[winner]
+    value = None if blank[winner] or taken is None else taken.value
+    return Decision(value, cast(Any, winner), field.rule)
+
+
+def reference_two_way(hubspot: Observed, salesforce: Observed, previous: Any, clear: bool) -> str:
+    hubspot_blank, salesforce_blank = is_blank(hubspot.value), is_blank(salesforce.value)
+    if not clear and hubspot_blank != salesforce_blank:
+        return "salesforce" if hubspot_blank else "hubspot"
+
+    def same(left: Any, right: Any) -> bool:
+        if is_blank(left) or is_blank(right):
+            return is_blank(left) and is_blank(right)
+        return bool(left == right)
+
+    if not same(hubspot.value, salesforce.value):
+        hubspot_moved = not same(hubspot.value, previous)
+        salesforce_moved = not same(salesforce.value, previous)
+        if hubspot_moved != salesforce_moved:
+            return "hubspot" if hubspot_moved else "salesforce"
+    if hubspot.changed_at is None:
+        return "salesforce"
+    if salesforce.changed_at is None:
+        return "hubspot"
+    return "hubspot" if hubspot.changed_at > salesforce.changed_at else "salesforce"
+
+
+@given(
+    st.sampled_from(RULES),
+    st.sampled_from(["keep", "clear"]),
+    maybe_observations,
+    maybe_observations,
+    values,
+)
+def test_decide_agrees_with_the_rules_as_first_written(
+    rule: str, blank: str, hubspot: Observed | None, salesforce: Observed | None, previous: Any
+) -> None:
+    expected = reference(field(rule, blank), hubspot, salesforce, previous)
+    assert decide(field(rule, blank), hubspot, salesforce, previous) == expected
+    as_tuples = [None if o is None else (o.value, o.changed_at) for o in (hubspot, salesforce)]
+    value, winner = settle(rule, blank == "clear", *as_tuples, previous)
+    assert (value, winner) == (expected.value, expected.winner)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from syncd.store.codec import dumps, loads_exact
 
@@ -14,7 +14,7 @@ SourceKey = tuple[str, str, str]  # system, object, record id
 _CHUNK = 500  # SQLite allows 32,766 parameters; stay far below with a few per row
 
 
-@dataclass
+@dataclass(slots=True)
 class Link:
     system: str
     object: str
@@ -129,8 +129,9 @@ class Entity:
         )
 
 
-@dataclass(frozen=True)
-class AuditRow:
+class AuditRow(NamedTuple):
+    """Why a unified value changed. A named tuple: reconcile makes one per changed field."""
+
     kind: str
     entity_id: str
     field: str
@@ -326,6 +327,38 @@ class UnifiedStore:
             ],
         )
 
+    def update_entities(self, changes: Iterable[tuple[Entity, Entity]]) -> None:
+        """Stored entities rewritten, as (read, to store) pairs: their values and sides, and
+        of the indexed columns only those that changed, so that SQLite leaves the match,
+        account and run indexes alone where their columns did not move."""
+        groups: dict[tuple[bool, bool, bool, bool], list[list[Any]]] = {}
+        for old, new in changes:
+            moved = (
+                new.match_key != old.match_key,
+                new.account_id != old.account_id,
+                new.merged_into != old.merged_into,
+                new.updated_run != old.updated_run,
+            )
+            row: list[Any] = [dumps(new.fields), new.sides_json()]
+            if moved[0]:
+                row.append(new.match_key)
+            if moved[1]:
+                row.append(new.account_id)
+            if moved[2]:
+                row.append(new.merged_into)
+            if moved[3]:
+                row.append(new.updated_run)
+            row += (new.kind, new.id)
+            groups.setdefault(moved, []).append(row)
+        columns = ("match_key", "account_id", "merged_into", "updated_run")
+        for moved, rows in groups.items():
+            sets = "".join(
+                f", {c} = ?" for c, changed in zip(columns, moved, strict=True) if changed
+            )
+            self.conn.executemany(
+                f"UPDATE entity SET fields = ?, sides = ?{sets} WHERE kind = ? AND id = ?", rows
+            )
+
     def save_fields(self, entities: Iterable[Entity]) -> None:
         """Stored entities whose fields changed, nothing else (and their `updated_run`): the
         sides and the match and account indexes stay as they are, where `save_entities`
@@ -478,18 +511,8 @@ class UnifiedStore:
             "INSERT INTO audit (run, kind, entity_id, field, old_value, new_value, winner, rule,"
             " at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (
-                    run,
-                    r.kind,
-                    r.entity_id,
-                    r.field,
-                    _text(r.old_value),
-                    _text(r.new_value),
-                    r.winner,
-                    r.rule,
-                    at,
-                )
-                for r in rows
+                (run, kind, entity_id, name, _text(old), _text(new), winner, rule, at)
+                for kind, entity_id, name, old, new, winner, rule in rows
             ],
         )
 
