@@ -1,11 +1,13 @@
-"""SQL for the outbox (what is to be written to each CRM, and what was refused) and for the
-values syncd last wrote, which tell its own echo apart from a person's edit."""
+"""SQL for the outbox (what is to be written to each CRM, and what was refused), for the
+values syncd last wrote, which tell its own echo apart from a person's edit, and for the links
+planning reads a chunk at a time."""
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Any
 
 from syncd.store.codec import dumps, loads, loads_exact
@@ -97,6 +99,45 @@ _INSERT = (
 )
 
 
+# A row planned anew (pending, never tried) leaves status, attempts, error and message to the
+# columns' defaults and is created and updated at once: fewer values to bind, row by row.
+_INSERT_NEW = (
+    "INSERT INTO outbox (run, system, object, kind, entity_id, operation, record_id,"
+    " key_field, key, fields, origins, associations, clear_first, created_at, updated_at)"
+    " VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?14)"
+)
+
+
+def _is_new(row: OutboxRow) -> bool:
+    return (row.status, row.attempts, row.error_code, row.message) == ("pending", 0, None, None)
+
+
+def _new_values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
+    return (
+        run,
+        row.system,
+        row.object,
+        row.kind,
+        row.entity_id,
+        row.operation,
+        row.record_id,
+        row.key_field,
+        row.key,
+        dumps(row.fields),
+        _json(row.origins, sort_keys=False),
+        _json(row.associations),
+        _json(row.clear_first),
+        at,
+    )
+
+
+def _json(value: dict[str, Any] | list[Any], *, sort_keys: bool = True) -> str:
+    # Most rows have no origins, associations or fields to clear: their JSON is a constant.
+    if not value:
+        return "{}" if isinstance(value, dict) else "[]"
+    return dumps(value, sort_keys=sort_keys)
+
+
 def _values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
     return (
         run,
@@ -109,15 +150,15 @@ def _values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
         row.key_field,
         row.key,
         dumps(row.fields),
-        dumps(row.origins, sort_keys=False),
-        dumps(row.associations),
+        _json(row.origins, sort_keys=False),
+        _json(row.associations),
         row.status,
         row.attempts,
         row.error_code,
         row.message,
         at,
         at,
-        dumps(row.clear_first),
+        _json(row.clear_first),
     )
 
 
@@ -133,25 +174,44 @@ class OutboxStore:
         `syncd errors retry`, not a retry every pass). Returns the pending rows written."""
         ids = list(set(entity_ids))
         parked: dict[str, list[OutboxRow]] = {}
-        for error in self._of(kind, ids, status="error"):
-            parked.setdefault(error.entity_id, []).append(error)
-        for chunk in _chunks(ids):
-            marks = ",".join("?" for _ in chunk)
-            self.conn.execute(
-                f"DELETE FROM outbox WHERE kind = ? AND entity_id IN ({marks})", [kind, *chunk]
-            )
+        # Each statement below costs about a microsecond per id even where it finds nothing,
+        # which is the common case (a first pass, or everything pushed since the last).
+        if self._holds(kind):
+            for error in self._of(kind, ids, status="error"):
+                parked.setdefault(error.entity_id, []).append(error)
+            for chunk in _chunks(ids):
+                marks = ",".join("?" for _ in chunk)
+                self.conn.execute(
+                    f"DELETE FROM outbox WHERE kind = ? AND entity_id IN ({marks})",
+                    [kind, *chunk],
+                )
         written = 0
-        values = []
+        rows = list(rows)
         for row in rows:
-            old = next((p for p in parked.get(row.entity_id, ()) if p.same_write(row)), None)
+            old = (
+                next((p for p in parked.get(row.entity_id, ()) if p.same_write(row)), None)
+                if parked
+                else None
+            )
             if old is not None:
                 row.status, row.attempts = "error", old.attempts
                 row.error_code, row.message = old.error_code, old.message
             else:
                 written += 1
-            values.append(_values(row, run, at))
-        self.conn.executemany(_INSERT, values)
+        # In their order (pushed in id order), a run of rows planned anew at a time.
+        for new, group in groupby(rows, key=_is_new):
+            if new:
+                self.conn.executemany(_INSERT_NEW, [_new_values(r, run, at) for r in group])
+            else:
+                self.conn.executemany(_INSERT, [_values(r, run, at) for r in group])
         return written
+
+    def _holds(self, kind: str) -> bool:
+        """Whether the outbox holds any row of this kind."""
+        return (
+            self.conn.execute("SELECT 1 FROM outbox WHERE kind = ? LIMIT 1", (kind,)).fetchone()
+            is not None
+        )
 
     def _of(self, kind: str, entity_ids: Sequence[str], status: str) -> list[OutboxRow]:
         found: list[OutboxRow] = []
@@ -231,6 +291,25 @@ class OutboxStore:
             )
         }
 
+    # links, as planning reads them --------------------------------------------------------
+
+    def hubspot_records(self, kind: str, entity_ids: Iterable[str]) -> dict[str, str]:
+        """The id of each entity's live HubSpot record (the oldest where there are several),
+        as `UnifiedStore.hubspot_record` answers for one: planning asks for a chunk at once."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(set(entity_ids))):
+            marks = ",".join("?" for _ in chunk)
+            # `+system`: searched by entity (link_entity); on the key, SQLite would read every
+            # HubSpot link once per chunk.
+            for entity_id, record_id in self.conn.execute(
+                "SELECT entity_id, record_id FROM link WHERE kind = ? AND +system = 'hubspot'"
+                f" AND state = 'live' AND entity_id IN ({marks})"
+                " ORDER BY created_at DESC, record_id DESC",
+                [kind, *chunk],
+            ):
+                found[entity_id] = str(record_id)  # later rows are older: the oldest stays
+        return found
+
     # written values -----------------------------------------------------------------------
 
     def written(
@@ -239,6 +318,8 @@ class OutboxStore:
         """For each target record, field -> (value syncd last wrote, when that value was
         decided, the pass that wrote it)."""
         found: dict[SourceKey, dict[str, tuple[Any, str | None, int]]] = {}
+        if self.conn.execute("SELECT 1 FROM written LIMIT 1").fetchone() is None:
+            return found  # nothing written yet (a first pass): no statement per id to run
         for system_, obj, chunk in by_object(keys):
             marks = ",".join("?" for _ in chunk)
             for system, object_, record_id, field_, value, origin, run in self.conn.execute(
