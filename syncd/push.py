@@ -64,20 +64,24 @@ def push(
     chunk is handed over (so a stopped pass has at most one chunk per CRM sent and not
     recorded, which its idempotent upserts and re-planned updates make good)."""
     report = PushReport()
-    rows = store.outbox.pending(kinds)
-    chunks: dict[str, Iterator[list[OutboxRow]]] = {}
+    kinds = list(kinds)
+    chunks: dict[str, Iterator[list[int]]] = {}
     jobs: dict[str, queue.Queue[_Job | None]] = {}
     workers = {}
     for system, connector in connectors.items():
-        mine = [row for row in rows if row.system == system]
-        chunks[system] = iter([mine[i : i + CHUNK] for i in range(0, len(mine), CHUNK)])
+        # Ids now, rows a chunk at a time: what the push holds stays flat however many it sends.
+        ids = store.outbox.pending_ids(kinds, system)
+        chunks[system] = iter([ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)])
         jobs[system] = queue.Queue()
         workers[system] = _sender(connector, jobs[system])
-    del rows
 
     def hand_over(system: str) -> None:
-        chunk = next(chunks[system], None)
-        jobs[system].put(None if chunk is None else _Job(chunk, _read_stamps(store, chunk)))
+        ids = next(chunks[system], None)
+        if ids is None:
+            jobs[system].put(None)
+            return
+        chunk = store.outbox.by_ids(ids)
+        jobs[system].put(_Job(chunk, _read_stamps(store, chunk)))
 
     with Interleaved(workers, "push") as sent:
         try:

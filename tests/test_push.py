@@ -17,7 +17,7 @@ from syncd.errors import BudgetError
 from syncd.model import Change, PushResult, Usage
 from syncd.push import CHUNK, push
 from syncd.store import Store
-from syncd.store.outbox import OutboxRow
+from syncd.store.outbox import OutboxRow, OutboxStore
 
 
 @dataclass
@@ -61,11 +61,11 @@ def planned(store: Store, system: str, count: int) -> None:
 
 
 def pending(store: Store, system: str) -> int:
-    return sum(1 for row in store.outbox.pending(["person"]) if row.system == system)
+    return len(store.outbox.pending_ids(["person"], system))
 
 
 def test_both_crms_are_written_side_by_side_and_recorded_on_the_store_thread(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(tmp_path / "s.db")
     planned(store, "first", CHUNK + 5)
@@ -75,7 +75,16 @@ def test_both_crms_are_written_side_by_side_and_recorded_on_the_store_thread(
     # second would never start.
     first = FakeCRM("first", wait_for=second.done)
     connectors = {"first": cast(Connector, first), "second": cast(Connector, second)}
+    read: list[int] = []
+    by_ids = OutboxStore.by_ids
+
+    def counted(outbox: OutboxStore, ids: Sequence[int]) -> list[OutboxRow]:
+        read.append(len(ids))
+        return by_ids(outbox, ids)
+
+    monkeypatch.setattr(OutboxStore, "by_ids", counted)
     report = push(store, connectors, ["person"], 2)
+    assert sorted(read) == [3, 5, CHUNK]  # rows are read a chunk at a time, not all at once
     assert [len(refs) for refs in first.pushed] == [CHUNK, 5]
     assert [len(refs) for refs in second.pushed] == [3]
     assert report.applied == {("first", "Thing"): CHUNK + 5, ("second", "Thing"): 3}

@@ -227,17 +227,33 @@ class OutboxStore:
             ]
         return found
 
-    def pending(self, kinds: Iterable[str]) -> list[OutboxRow]:
+    def pending_ids(self, kinds: Iterable[str], system: str) -> list[int]:
+        """The pending rows of these kinds bound for `system`, by id, in the order push sends
+        them: it reads the rows a chunk at a time (`by_ids`), so that what it holds does not
+        grow with the outbox."""
         wanted = list(kinds)
         marks = ",".join("?" for _ in wanted)
         return [
-            _row(r)
-            for r in self.conn.execute(
-                f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND kind IN ({marks})"
-                " ORDER BY system, object, operation, id",
-                wanted,
+            int(row[0])
+            for row in self.conn.execute(
+                f"SELECT id FROM outbox WHERE status = 'pending' AND kind IN ({marks})"
+                " AND system = ? ORDER BY object, operation, id",
+                [*wanted, system],
             )
         ]
+
+    def by_ids(self, ids: Sequence[int]) -> list[OutboxRow]:
+        """The pending rows among these ids, in the order given."""
+        found: dict[int, OutboxRow] = {}
+        for chunk in _chunks(ids):
+            marks = ",".join("?" for _ in chunk)
+            for r in self.conn.execute(
+                f"SELECT {_COLUMNS} FROM outbox WHERE status = 'pending' AND id IN ({marks})",
+                list(chunk),
+            ):
+                row = _row(r)
+                found[int(row.id or 0)] = row
+        return [found[i] for i in ids if i in found]
 
     def planned_creates(self, system: str, object_name: str) -> list[str]:
         """Entities with an upsert planned (pending or parked) on this object."""
