@@ -259,9 +259,10 @@ class Store:
         return row
 
     # Source records decoded by `records` (and `changed_records(keep=True)`), for the stages
-    # after the first that reads them. At about 4 KB a record (its text and its decoding),
-    # this many hold an org of 20,000 people, and cap the memory of a larger one.
-    DECODED_RECORDS = 40_000
+    # after the first that reads them. At about 5 KB a record (its text and its decoding,
+    # measured at 30,000 people), this many hold an org of 10,000 people and cap a larger
+    # one at about 100 MB: a pass must stay under 500 MB at any size.
+    DECODED_RECORDS = 20_000
     _decoded: Decoded | None = None
 
     def forget_decoded(self) -> None:
