@@ -50,6 +50,7 @@ from benchmarks.bench_pull import (
     machine,
     minimum_backfill,
     over_minimum,
+    own_peak_rss_mb,
     prepared,
     run_child,
     verdict,
@@ -72,17 +73,20 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def stage_timer(stage: str, function: _F, count: Callable[[Any, tuple[Any, ...]], int]) -> _F:
-    """`function`, logging `event=stage stage=<stage> took=<s> items=<n>` after each call."""
+    """`function`, logging `event=stage stage=<stage> took=<s> items=<n> cpu=<s> peak_mb=<MB>`
+    after each call: wall and process CPU seconds (what other load on the machine does not
+    distort), and the process's peak RSS so far (which stage raised it)."""
     from syncd.log import event
 
     log = logging.getLogger("syncd.bench")
 
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = function(*args, **kwargs)
         event(log, "stage", stage=stage, took=round(time.perf_counter() - started, 3),
-              items=count(result, args))
+              items=count(result, args), cpu=round(time.process_time() - cpu, 3),
+              peak_mb=round(own_peak_rss_mb(), 1))
         return result
 
     return timed  # type: ignore[return-value]
@@ -99,6 +103,7 @@ def time_stages() -> None:
     """Wrap reconcile, derive, plan and push where `syncd.pipeline` calls them (the classes
     are patched on themselves; `push` is a name `syncd.pipeline` imported)."""
     import syncd.pipeline as pipeline
+    from syncd.handoff import HandoffTracker
     from syncd.lifecycle import StageDeriver
     from syncd.plan import Planner
     from syncd.reconcile import Reconciler
@@ -109,6 +114,11 @@ def time_stages() -> None:
         "derive", StageDeriver.derive, lambda _, args: sized(args[1]))
     StageDeriver.people_touched_by = stage_timer(  # type: ignore[method-assign]
         "derive", StageDeriver.people_touched_by, lambda found, _: 0)
+    # The hand-off's bookkeeping is derived too: "other" is then the process's own overhead.
+    HandoffTracker.record_planned = stage_timer(  # type: ignore[method-assign]
+        "derive", HandoffTracker.record_planned, lambda _, __: 0)
+    HandoffTracker.refresh = stage_timer(  # type: ignore[method-assign]
+        "derive", HandoffTracker.refresh, lambda _, __: 0)
     Planner.plan = stage_timer(  # type: ignore[method-assign]
         "plan", Planner.plan, lambda planned, _: int(planned))
     # Touchpoints and attribution credits are derived data too (ARCHITECTURE section 1).
@@ -351,10 +361,11 @@ def report(results: Sequence[ScaleResult], argv: Sequence[str]) -> str:
         "derive, plan and push are not logged with a duration by `syncd/pipeline.py`: the "
         "benchmark's child times the calls `run_once` makes to `Reconciler.reconcile` "
         "(records = source records reconciled), `StageDeriver.people_touched_by` + `.derive`, "
-        "`refresh_touchpoints`, `compute_credits` and `desired_writes` (records = people "
-        "whose stage, touchpoints or credits were derived), `Planner.plan` (records = outbox "
-        "rows planned) and `push` (records = records applied or rejected). Other: process "
-        "start, imports, store open, hand-off bookkeeping, exit.",
+        "`refresh_touchpoints`, `compute_credits`, `desired_writes` and the hand-off's "
+        "`HandoffTracker.record_planned` + `.refresh` (records = people whose stage, "
+        "touchpoints or credits were derived), `Planner.plan` (records = outbox rows planned) "
+        "and `push` (records = records applied or rejected). Other: process start, imports, "
+        "store open, exit.",
         stages_table(results),
         "API calls (pull and push) against the minimum the page and batch sizes allow (the "
         "backfill: reads as in `bench_pull`, plus writes in full batches of 100 for HubSpot "

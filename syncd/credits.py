@@ -143,9 +143,7 @@ def compute_credits(
         else:
             since = unified.get_state(COMPUTED_AT) or iso(run_start)
             candidates = _candidates(store, attribution, after, since, run_start, report.people)
-        candidates |= attribution.computed_opportunities() - set(
-            unified.entity_ids("opportunity")
-        )
+        candidates |= attribution.computed_but_gone()
         queue = sorted(candidates)
         # Every opportunity at once: credit's index is sorted once at the end, not kept up
         # to date through a million and more rows.

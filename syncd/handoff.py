@@ -11,6 +11,8 @@ from syncd.stages import LifecycleSettings
 from syncd.store import Store, iso, parse_iso
 from syncd.store.lifecycle import Handoff
 
+_INITIAL_STATUS = "handoff_initial_status"  # the Lead Status the open hand-offs were read with
+
 
 class HandoffTracker:
     def __init__(self, store: Store, settings: LifecycleSettings, run: int, now: datetime) -> None:
@@ -28,17 +30,19 @@ class HandoffTracker:
             self.store.lifecycle.save_handoffs(new, self.run)
         return len(new)
 
-    def refresh(self) -> None:
-        """Fill in each open hand-off's Lead, owner and first sales touch from what was pulled."""
-        lifecycle = self.store.lifecycle
-        open_ = [
-            h
-            for h in lifecycle.handoffs().values()
-            if h.lead_id is None or h.first_touch_at is None
-        ]
+    def refresh(self, after_run: int | None = None) -> None:
+        """Fill in each open hand-off's Lead, owner and first sales touch from what was pulled:
+        every open one, or (`after_run`) those whose person, Lead or Lead's activities changed
+        after that pass, so that a pass's cost follows what it pulled, not the hand-offs kept."""
+        lifecycle, unified = self.store.lifecycle, self.store.unified
+        # A new initial status can move a hand-off whose Lead did not change: look at all.
+        if unified.get_state(_INITIAL_STATUS) != self.settings.initial_status:
+            after_run = None
+        people = None if after_run is None else lifecycle.handoffs_moved_after(after_run)
+        open_ = list(lifecycle.open_handoffs(people).values())
         leads = self.store.unified.syncd_leads([h.person_id for h in open_])
         lead_records = self.store.records(("salesforce", "Lead", lead) for lead in leads.values())
-        touches = self.store.first_activities(list(leads.values()))
+        touches = lifecycle.first_activities(leads.values())
         changed = []
         for handoff in open_:
             lead_id = leads.get(handoff.person_id)
@@ -58,6 +62,7 @@ class HandoffTracker:
                 changed.append(handoff)
         with self.store.transaction():
             lifecycle.save_handoffs(changed, self.run)
+            unified.set_state(_INITIAL_STATUS, self.settings.initial_status)
 
 
 def _iso(salesforce_time: str) -> str:

@@ -10,7 +10,8 @@ fields as they are. The date each stage was first entered is kept in `stage_hist
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -21,7 +22,7 @@ from syncd.reconcile import Sides, choose_sides, collector_paused
 from syncd.rules import is_blank
 from syncd.stages import LifecycleSettings, RecycleRule, Stage
 from syncd.store import Store, iso, parse_iso
-from syncd.store.unified import Entity
+from syncd.store.unified import Entity, Link, SourceKey
 
 STAGE = "_stage"  # entity field: the unified stage (HubSpot value), None when excluded
 EXCLUDED = "_stage_excluded"  # HubSpot says `other` or a stage the file does not list
@@ -30,12 +31,37 @@ RECYCLED_AT = "_recycled_at"
 RECONCILED_THROUGH = "reconciled_through_run"  # the pipeline's watermark: last complete pass
 
 
-@dataclass(frozen=True)
 class Signal:
-    stage: Stage
-    at: str  # ISO time the signal started to hold
-    source: str
-    stage_field: bool = False  # a stored stage value (can be stale), not a live fact
+    """A stage a person's data implies, since when and why. `at` (the ISO time the signal
+    started to hold) is worked out from the CRM's value when first asked for: most passes
+    never ask, the stages the person reached being in `stage_history` already."""
+
+    __slots__ = ("_at", "_default", "_raw", "source", "stage", "stage_field")
+
+    def __init__(
+        self,
+        stage: Stage,
+        raw: Any,
+        source: str,
+        stage_field: bool = False,  # a stored stage value (can be stale), not a live fact
+        default: str = "",  # `at` when `raw` is no time
+    ) -> None:
+        self.stage, self.source, self.stage_field = stage, source, stage_field
+        self._raw, self._default = raw, default
+        self._at: str | None = None
+
+    @classmethod
+    def known(cls, stage: Stage, at: str, source: str) -> Signal:
+        """A signal whose ISO time is known already."""
+        signal = cls(stage, None, source)
+        signal._at = at
+        return signal
+
+    @property
+    def at(self) -> str:
+        if self._at is None:
+            self._at = _instant(self._raw) or self._default
+        return self._at
 
 
 @dataclass(frozen=True)
@@ -102,8 +128,7 @@ class StageDeriver:
     def _derive_chunk(self, chunk: list[str]) -> set[str]:
         unified = self.store.unified
         entities = unified.entities("person", chunk)
-        links = unified.links_of("person", chunk)
-        records = self.store.records(lk.key for found in links.values() for lk in found)
+        links, records = self._person_records(chunk)
         opportunities = self._opportunities(entities)
         history = self.store.lifecycle.history(chunk)
         saved, entered, moved = [], [], set()
@@ -129,6 +154,18 @@ class StageDeriver:
         self.store.lifecycle.record_entries(entered, self.run)
         return moved
 
+    def _person_records(
+        self, chunk: list[str]
+    ) -> tuple[dict[str, list[Link]], Mapping[SourceKey, dict[str, Any]]]:
+        """The people's links and linked records: only the fields a stage is derived from,
+        picked out in SQLite (decoding whole records was two thirds of deriving), unless a
+        stage's HubSpot value cannot name a JSON field there."""
+        values = [stage.hubspot for stage in self.settings.stages]
+        if any('"' in value for value in values):
+            links = self.store.unified.links_of("person", chunk)
+            return links, self.store.records(lk.key for found in links.values() for lk in found)
+        return self.store.lifecycle.person_records(chunk, values)
+
     def _stage(
         self,
         entity: Entity,
@@ -151,10 +188,10 @@ class StageDeriver:
             fields.update({RECYCLED: recycled, RECYCLED_AT: since})
         previous = self.settings.stage(fields.get(STAGE))
         if previous is not None and fired is None:
-            signals.append(Signal(previous, self._now, "previous stage"))
+            signals.append(Signal.known(previous, self._now, "previous stage"))
         counted = [s for s in signals if not (s.stage_field and since and s.at <= since)]
         if fired is not None:
-            counted.append(Signal(fired, since or self._now, "recycled"))
+            counted.append(Signal.known(fired, since or self._now, "recycled"))
         best = max(counted, key=lambda s: s.stage.rank, default=None)
         fields[STAGE] = best.stage.hubspot if best else None
         return fields, counted
@@ -168,7 +205,7 @@ class StageDeriver:
         def add(stage_value: str | None, at: Any, source: str, stage_field: bool = False) -> None:
             stage = settings.stage(stage_value)
             if stage is not None:
-                found.append(Signal(stage, _instant(at) or self._now, source, stage_field))
+                found.append(Signal(stage, at, source, stage_field, self._now))
 
         if sides.hubspot is not None:
             data = sides.hubspot["data"]
@@ -281,7 +318,19 @@ def _instant(value: Any) -> str | None:
     """An ISO UTC instant from a CRM's date, date-time or epoch-ms value."""
     if value is None or value == "":
         return None
-    return _instant_of(str(value))
+    text = str(value)
+    # Salesforce's `2026-08-07T09:53:52.696+0000` and the store's own `...52.696Z` are that
+    # instant already, once checked (too many distinct ones for the memo at scale).
+    if len(text) in (24, 28) and text[23:] in ("Z", "+0000") and _PLAIN_INSTANT.match(text):
+        try:
+            datetime.fromisoformat(text[:23])
+        except ValueError:
+            return None
+        return text[:23] + "Z"
+    return _instant_of(text)
+
+
+_PLAIN_INSTANT = re.compile(r"[1-9]\d{3}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}")
 
 
 @lru_cache(maxsize=1 << 16)  # the same dates come back for each signal and each pass

@@ -272,7 +272,7 @@ def _sync(
         report.pushed.add(
             push(store, connectors, ("opportunity", "campaign"), run, after_chunk=checkpoint)
         )
-    tracker.refresh()
+    tracker.refresh(after)
     with store.transaction():
         unified.set_state(RECONCILED_THROUGH, str(run))
     report.rejected = sum(report.pushed.rejected.values())

@@ -9,8 +9,9 @@ its person, so its touches stay with them). A touch whose person is unknown keep
 and is tried again on every pass.
 
 `refresh_touchpoints(store, after_run, run)` rebuilds only what can have changed since the pass
-`after_run`: touches of source records pulled since, responses of renamed Campaigns, touches of
-people whose entity or links changed, and touches still without a person.
+`after_run`: touches of source records pulled since, responses of renamed Campaigns, and the
+touches of people whose entity or links changed, or still without a person once someone's did,
+whose person is another now (checked in SQL first, rebuilt only where it moved).
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ _EMAIL = transform_named("email")
 # loser's link point at the person who carries them now; a deleted record is no one.
 _CARRIED = frozenset({"live", "converted", "merged"})
 _WHO_OBJECT = {"003": "Contact", "00Q": "Lead"}
+_BY_EMAIL = frozenset({"form_submission", "email_click"})  # HubSpot touches: found by email
+# From this many people changed (and if they are most of the org), their touches' keys are
+# read by walking every touch record rather than person by person.
+_SCAN_FROM = 5000
 
 
 @dataclass
@@ -111,17 +116,45 @@ def _first_build(store: Store, touches: AttributionStore, run: int, report: Touc
 def _to_recheck(store: Store, touches: AttributionStore, after_run: int) -> set[SourceKey]:
     """Touches whose record did not change but whose label or person may have."""
     keys: set[SourceKey] = set()
-    campaigns = [
-        r["id"] for r in store.changed_records([("salesforce", "Campaign")], after_run)
-    ]
-    keys |= {("salesforce", "CampaignMember", m) for m in touches.members_of_campaigns(campaigns)}
-    if after_run > 0:
-        people = touches.entities_updated("person", after_run)
-        people |= touches.entities_relinked("person", after_run)
-        for rows in touches.touchpoints_of(people).values():
-            keys |= {_source_key(row.id) for row in rows}
-    keys |= {_source_key(t) for t in touches.orphan_touchpoints()}
+    campaigns = {
+        r["id"]: str(r["data"].get("Name") or "")
+        for r in store.changed_records([("salesforce", "Campaign")], after_run)
+    }
+    keys |= {("salesforce", "CampaignMember", m) for m in touches.relabelled_responses(campaigns)}
+    if after_run <= 0:
+        return keys | {_source_key(t) for t in touches.orphan_touchpoints()}
+    people = touches.entities_updated("person", after_run)
+    people |= touches.entities_relinked("person", after_run)
+    keys |= {_source_key(t) for t in _moved(store, touches, people)}
+    if people:
+        # A touch without a person finds one only through a person saved or linked since.
+        keys |= {_source_key(t) for t in _moved(store, touches, None)}
     return keys
+
+
+def _moved(store: Store, touches: AttributionStore, people: set[str] | None) -> list[str]:
+    """The touchpoints of these people (None: of no one yet) whose person may be another now.
+    Each touch's key is read in SQL and its person found again as `_rebuild` finds it; only
+    the touches whose person differs, or whose key SQL could not read, are rebuilt (a pass
+    that saved every person, as the one reading back a backfill's writes does, would
+    otherwise rebuild every touch of the org from its record)."""
+    if people is not None and not people:
+        return []
+    moved = []
+    scan = (
+        people is not None
+        and len(people) >= _SCAN_FROM
+        and len(people) * 2 > touches.live_people()
+    )
+    for found in touches.touch_keys(people, scan=scan):
+        emails = {raw: _EMAIL.normalize(raw) for _, _, kind, raw in found if kind in _BY_EMAIL}
+        whos = {raw for _, _, kind, raw in found if raw and kind not in _BY_EMAIL}
+        now = _people_of(store, touches, {e for e in emails.values() if e}, whos)
+        for touch, person, kind, raw in found:
+            key = emails.get(raw) if kind in _BY_EMAIL else raw
+            if key is None or now.get(key) != person:
+                moved.append(touch)
+    return moved
 
 
 def _records(touches: AttributionStore, keys: list[SourceKey]) -> list[dict[str, Any]]:
@@ -293,8 +326,13 @@ def _people(
 ) -> dict[str, str | None]:
     """Email or Lead/Contact id -> the live person carrying it."""
     emails = {b.email for b in built if b.email}
+    return _people_of(store, touches, emails, {b.who for b in built if b.who})
+
+
+def _people_of(
+    store: Store, touches: AttributionStore, emails: set[str], whos: set[str]
+) -> dict[str, str | None]:
     found: dict[str, str | None] = dict(store.unified.by_match_key("person", emails))
-    whos = {b.who for b in built if b.who}
     carried: dict[str, str] = {}
     for obj in ("Contact", "Lead"):
         # The id's prefix names the object (003 Contact, 00Q Lead); others are tried as both.

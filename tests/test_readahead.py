@@ -112,7 +112,8 @@ def test_interleaved_sources_are_read_side_by_side() -> None:
 
 
 def test_an_error_in_one_source_stops_and_closes_the_others_on_their_threads() -> None:
-    failing, other = Source(5, fail_after=1), Source(1000)
+    # `other` never ends: the loop can only end by the failure, however the threads are run.
+    failing, other = Source(5, fail_after=1), Source(10**12)
     with pytest.raises(BudgetError) as raised, Interleaved(
         {"failing": failing.items(), "other": other.items()}
     ) as items:
@@ -120,7 +121,6 @@ def test_an_error_in_one_source_stops_and_closes_the_others_on_their_threads() -
             other.taken += 1
     assert raised.value is failing.error
     assert len(other.closed_on) == 1 and other.closed_on[0] != threading.get_ident()
-    assert len(other.taken_when_made) < 1000  # stopped, not read to the end
     assert not [t for t in threading.enumerate() if t.name.startswith("syncd-read-ahead")]
 
 

@@ -107,6 +107,52 @@ class AttributionStore:
                 found.setdefault(row[0], []).append(_touch(row[1:]))
         return found
 
+    def touch_keys(
+        self, people: set[str] | None, *, scan: bool = False
+    ) -> Iterator[list[tuple[str, str | None, str, str | None]]]:
+        """(touchpoint id, its person, its kind, the key its person is found by) of these
+        people's touchpoints (None: of those without a person), some thousands at a time,
+        read from their source records in SQL: the email of a HubSpot touch (as stored, not
+        normalized), the Lead or Contact id of a Salesforce one. The key is None where a
+        record's fields have an unusual shape (or the record is gone): the Python builders in
+        `syncd.touchpoints` judge those.
+
+        `scan`: walk every touch record in key order and keep these people's, for when they
+        are most of the org (a search per person reads the records in no order: twice the
+        time for a million touches). It finds the touches whose record is in the store, as
+        every record pulled stays there (a deleted one is marked deleted)."""
+        if people is not None and scan:
+            for system, obj, key in _TOUCH_KEYS.values():
+                cursor = self.conn.execute(
+                    f"SELECT t.id, t.person_id, t.kind, {key} FROM source_record s"
+                    " JOIN touchpoint t ON t.id = ? || s.id WHERE s.system = ? AND s.object = ?",
+                    (f"{system}:{obj}:", system, obj),
+                )
+                while rows := cursor.fetchmany(5000):
+                    yield [row for row in rows if row[1] in people]
+            return
+        chunks: Iterable[list[str]] = [[]] if people is None else _chunks(people)
+        for chunk in chunks:
+            whose = "t.person_id IS NULL" if people is None else f"t.person_id IN ({_marks(chunk)})"
+            found: list[tuple[str, str | None, str, str | None]] = []
+            for kind, (system, obj, key) in _TOUCH_KEYS.items():
+                found += self.conn.execute(
+                    f"SELECT t.id, t.person_id, t.kind, {key} FROM touchpoint t"
+                    " LEFT JOIN source_record s"
+                    " ON s.system = ? AND s.object = ? AND s.id = t.source_id"
+                    f" WHERE {whose} AND t.kind = ?",
+                    [system, obj, *chunk, kind],
+                ).fetchall()
+            yield found
+
+    def live_people(self) -> int:
+        """How many people are live (counted in the index of live entities' match keys)."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM entity INDEXED BY entity_match"
+            " WHERE kind = 'person' AND merged_into IS NULL"
+        ).fetchone()
+        return int(row[0])
+
     def orphan_touchpoints(self) -> list[str]:
         """Touchpoints whose person is not known yet (the index on person_id finds them)."""
         return [
@@ -348,6 +394,27 @@ class AttributionStore:
         result.update({origin: current for origin, current in pending.items()})
         return result
 
+    def relabelled_responses(self, labels: Mapping[str, str]) -> list[str]:
+        """CampaignMember ids of the responses (touchpoints) of these Campaigns whose label is
+        not the Campaign's label given (Campaign id -> label): one walk of the members, and
+        only the responses of a renamed Campaign to rebuild, not those of every Campaign that
+        changed (syncd writes each Campaign's revenue back, so most passes change some)."""
+        found: list[str] = []
+        for chunk in _chunks(labels.items()):
+            found += [
+                row[0]
+                for row in self.conn.execute(
+                    f"WITH c (id, label) AS (VALUES {','.join('(?, ?)' for _ in chunk)})"
+                    " SELECT s.id FROM source_record s"
+                    " JOIN c ON c.id = json_extract(s.data, '$.CampaignId')"
+                    " JOIN touchpoint t ON t.id = 'salesforce:CampaignMember:' || s.id"
+                    " WHERE s.system = 'salesforce' AND s.object = 'CampaignMember'"
+                    " AND t.label IS NOT c.label",
+                    [value for pair in chunk for value in pair],
+                )
+            ]
+        return found
+
     def members_of_campaigns(self, campaign_ids: Iterable[str]) -> list[str]:
         """CampaignMember ids of these Campaigns (a renamed Campaign relabels its responses)."""
         found: list[str] = []
@@ -379,6 +446,18 @@ class AttributionStore:
 
     def computed_opportunities(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT opportunity_id FROM attribution_input")}
+
+    def computed_but_gone(self) -> set[str]:
+        """Opportunities with credits computed that are no live opportunity now (merged away
+        or no longer stored): found in SQL, not by two sets of every opportunity each pass."""
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT a.opportunity_id FROM attribution_input a WHERE NOT EXISTS (SELECT 1"
+                " FROM entity e WHERE e.kind = 'opportunity' AND e.id = a.opportunity_id"
+                " AND e.merged_into IS NULL)"
+            )
+        }
 
     def credited_opportunities(self, people: Iterable[str]) -> set[str]:
         """Opportunities whose credits name a touch of these people."""
@@ -611,6 +690,34 @@ def _salesforce_time_usual(path: str) -> str:
 
 
 _LIVE_RECORD = "s.deleted = 0 AND coalesce(s.merged_into, '') = ''"
+
+
+def _text_key(path: str) -> str:
+    return (
+        f"CASE WHEN json_type(s.data, '$.{path}') = 'text' AND json_extract(s.data, '$.{path}')"
+        f" != '' THEN json_extract(s.data, '$.{path}') END"
+    )
+
+
+def _who_key(*paths: str) -> str:
+    """The first non-empty of these text fields, as Python's `a or b` picks (None if one is
+    not text or null)."""
+    texts = " AND ".join(
+        f"coalesce(json_type(s.data, '$.{p}') IN ('text', 'null'), 1)" for p in paths
+    )
+    values = ", ".join(f"nullif(json_extract(s.data, '$.{p}'), '')" for p in paths)
+    return f"CASE WHEN {texts} THEN coalesce({values}) END"
+
+
+# Touchpoint kind -> (system, object, SQL for the key its person is found by), as the builders
+# of `syncd.touchpoints` read it from a record of the usual shape.
+_TOUCH_KEYS = {
+    "form_submission": ("hubspot", "form_submissions", _text_key("email")),
+    "email_click": ("hubspot", "email_events", _text_key("recipient")),
+    "campaign_response": ("salesforce", "CampaignMember", _who_key("ContactId", "LeadId")),
+    "task": ("salesforce", "Task", _text_key("WhoId")),
+    "event": ("salesforce", "Event", _text_key("WhoId")),
+}
 # The oldest live person holding each match key (as `UnifiedStore.by_match_key` picks), in a
 # temporary table filled once per build: a correlated ORDER BY per touch costs a sort each.
 _EMAIL_PEOPLE = (

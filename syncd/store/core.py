@@ -333,23 +333,6 @@ class Store:
                 found[(system, object_name, record_id)] = stamp
         return found
 
-    def first_activities(self, who_ids: list[str]) -> dict[str, tuple[str, str]]:
-        """For each Lead or Contact id, its earliest Task or Event: (CreatedDate, what)."""
-        found: dict[str, tuple[str, str]] = {}
-        for start in range(0, len(who_ids), 500):
-            chunk = who_ids[start : start + 500]
-            marks = ",".join("?" for _ in chunk)
-            for who, created, obj, kind in self.db.conn.execute(
-                "SELECT json_extract(data, '$.WhoId'), json_extract(data, '$.CreatedDate'),"
-                " object, json_extract(data, '$.Type') FROM source_record"
-                " WHERE system = 'salesforce' AND object IN ('Task', 'Event') AND deleted = 0"
-                f" AND json_extract(data, '$.WhoId') IN ({marks})",
-                chunk,
-            ):
-                if created and (who not in found or created < found[who][0]):
-                    found[who] = (created, f"{obj}{': ' + kind if kind else ''}")
-        return found
-
     def last_run(self) -> int:
         row = self.db.execute("SELECT coalesce(max(id), 0) FROM run").fetchone()
         return int(row[0])
