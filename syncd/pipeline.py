@@ -236,6 +236,12 @@ def _sync(
     at = iso(report.started_at)
     reconciler = Reconciler(store, mappings, run, at)
     report.reconciled = reconciler.reconcile(after)
+    for kind, problems in reconciler.problems.items():
+        for (system, object_name, record_id), name, message in problems:
+            # The value is left out of the unified record (the other system's, or the last one,
+            # stands) until the record is fixed: said once per pass that reads it.
+            event(log, "value_problem", logging.WARNING, run=run, kind=kind, system=system,
+                  object=object_name, id=record_id, field=name, reason=message)
     dirty = reconciler.dirty
     tracker = None
     if lifecycle is not None:

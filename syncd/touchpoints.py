@@ -16,12 +16,14 @@ whose person is another now (checked in SQL first, rebuilt only where it moved).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, NamedTuple
 
+from syncd.log import event
 from syncd.store import Store, iso
 from syncd.store.attribution import AttributionStore, TouchRow
 from syncd.store.unified import SourceKey
@@ -36,6 +38,7 @@ TOUCH_OBJECTS: tuple[tuple[str, str], ...] = (
     ("salesforce", "Task"),
     ("salesforce", "Event"),
 )
+log = logging.getLogger("syncd.touchpoints")
 _BATCH = 5000
 _EMAIL = transform_named("email")
 # Link states whose entity still carries the record's touches: a converted Lead's and a merge
@@ -214,12 +217,20 @@ def _with_person(row: TouchRow, person: str | None) -> TouchRow:
 
 
 def touch_of(record: dict[str, Any], campaign_names: dict[str, str]) -> _Built | None:
-    """The touch a source record is, or None (deleted, merged away, not a touch)."""
+    """The touch a source record is, or None (deleted, merged away, not a touch). A record
+    whose values cannot place a touch (a date that does not exist, an id that is not text) is
+    no touch either: it is logged with the reason (`event=touch_skipped`), and the pass goes
+    on."""
     if record.get("deleted") or record.get("merged_into"):
         return None
     data = record["data"]
     builder = _BUILDERS[(record["system"], record["object"])]
-    return builder(touch_id(_key(record)), record["id"], data, campaign_names)
+    try:
+        return builder(touch_id(_key(record)), record["id"], data, campaign_names)
+    except (ValueError, TypeError, OverflowError, AttributeError) as error:
+        event(log, "touch_skipped", logging.WARNING, system=record["system"],
+              object=record["object"], id=record["id"], reason=str(error))
+        return None
 
 
 def _form_submission(
@@ -253,6 +264,8 @@ def _campaign_response(
     responded = data.get("FirstRespondedDate")
     if not data.get("HasResponded") or not responded or not who:
         return None
+    if not isinstance(who, str):
+        raise TypeError(f"ContactId/LeadId {who!r} is not a record id")
     # FirstRespondedDate is a date: the response counts at 00:00 UTC that day.
     at = iso(datetime.fromisoformat(str(responded)[:10]).replace(tzinfo=UTC))
 
@@ -267,6 +280,8 @@ def _activity(kind: str, time_field: str) -> _Builder:
         who, when = data.get("WhoId"), data.get(time_field)
         if not who or not when:
             return None  # not on a person, or not placed in time: no touch
+        if not isinstance(who, str):
+            raise TypeError(f"WhoId {who!r} is not a record id")
         at = _salesforce_time(str(when))
         label = f"Sales: {data.get('Type') or kind.title()}"
         return _Built(TouchRow(tid, None, at, kind, label, True, source_id), who=str(who))

@@ -9,7 +9,8 @@ Unified forms: email, domain and phone are `str`; date is `datetime.date`; numbe
 `Decimal` in canonical form (no exponent, no trailing zeros), which is exact for currency. A
 blank input (None, empty or whitespace only) is None in every transform. Values that cannot be
 understood: email keeps them as they are (flagged by `is_valid_email`), domain answers None,
-date and number raise `ValueError` with the value seen, which the caller parks as a record error.
+date and number raise `ValueError` with the value seen: reconcile leaves that value out and logs
+it with the record and field (`event=value_problem`).
 """
 
 from __future__ import annotations

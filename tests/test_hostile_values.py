@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -228,7 +229,7 @@ def test_hostile_account_values_become_companies_and_bad_domains_stay_blank(
 
 
 def test_hostile_opportunity_names_become_deals_and_text_in_a_deal_amount_is_replaced(
-    world: World, capsys: pytest.CaptureFixture[str]
+    world: World, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     account = str(world.org.insert("Account", {"Name": "Acme", "Website": "acme.com"}))
     names = [SOQL, QUOTES, MIXED, MARKUP, CONTROLS, "12345", SEARCH, "Plain"]
@@ -242,7 +243,14 @@ def test_hostile_opportunity_names_become_deals_and_text_in_a_deal_amount_is_rep
     assert sorted(deals) == sorted(names)
     world.clock.advance(minutes=1)
     world.portal.update("deals", deals["Plain"], {"amount": "twelve"})
-    assert world.sync().exit_code == EXIT_OK
+    with caplog.at_level(logging.WARNING, logger="syncd.pipeline"):
+        assert world.sync().exit_code == EXIT_OK
+    # The text is left out of the unified amount, with the reason said for the deal.
+    problems = [getattr(r, "fields", {}) for r in caplog.records
+                if r.getMessage() == "value_problem"]
+    assert [(p["object"], p["id"], p["field"]) for p in problems] == [
+        ("deals", deals["Plain"], "amount")]
+    assert "twelve" in problems[0]["reason"]
     # always-salesforce: the Opportunity's Amount replaces the text typed into the deal
     assert world.portal.properties("deals", deals["Plain"])["amount"] == "500"
     assert reads_refused(world) == []

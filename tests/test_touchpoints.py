@@ -3,11 +3,16 @@ kinds, labels and times as specified, tied to unified people, kept up to date in
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
+
+from syncd.model import Page, Record
 from syncd.store import Store, iso
 from syncd.store.attribution import AttributionStore, TouchRow
-from syncd.touchpoints import TouchReport
+from syncd.touchpoints import TouchReport, refresh_touchpoints, touch_of
 from tests.harness import World
 
 
@@ -185,3 +190,47 @@ def test_a_deleted_record_removes_its_touch_and_a_quiet_pass_writes_nothing(
         assert report.dropped == 1 and report.people == {person_of_contact(store, ada)}
     finally:
         store.close()
+
+
+# -- hostile values (issue 8, part 4) ---------------------------------------------------------
+
+HOSTILE_TOUCHES = [
+    ("salesforce", "CampaignMember", {"CampaignId": "701A", "ContactId": "003A",
+                                      "HasResponded": True, "FirstRespondedDate": "2025-02-30"}),
+    ("salesforce", "CampaignMember", {"CampaignId": "701A", "ContactId": True,
+                                      "HasResponded": True, "FirstRespondedDate": "2025-02-01"}),
+    ("salesforce", "Task", {"WhoId": "003A", "CreatedDate": "yesterday"}),
+    ("salesforce", "Event", {"WhoId": 12345, "StartDateTime": "2025-02-01T10:00:00.000+0000"}),
+    ("hubspot", "form_submissions", {"email": "ada@example.com", "submittedAt": "soon"}),
+    ("hubspot", "email_events", {"recipient": "ada@example.com", "created": 10**30}),
+    ("hubspot", "form_submissions", {"values": ["not", "fields"], "submittedAt": 1}),
+]
+
+
+def test_records_whose_values_cannot_place_a_touch_are_skipped_with_the_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A date that does not exist, an id that is not text, a time that is no time: no touch
+    and a warning naming the record, never a crashed pass; the usual records beside them
+    still become touches, whichever way the table is built (in SQL first, then per record)."""
+    at = datetime(2025, 3, 1, tzinfo=UTC)
+    usual = Record("salesforce", "Task", "00TOK", at,
+                   {"WhoId": "003A", "CreatedDate": "2025-02-01T10:00:00.000+0000"})
+    records = [Record(system, obj, f"bad{n}", at, data)
+               for n, (system, obj, data) in enumerate(HOSTILE_TOUCHES)]
+    store = Store(tmp_path / "s.db")
+    for system, obj in {(r.system, r.object) for r in [usual, *records]}:
+        mine = [r for r in [usual, *records] if (r.system, r.object) == (system, obj)]
+        with store.transaction():
+            store.save_page(1, system, Page(obj, mine, cursor="{}", watermark=at))
+    with caplog.at_level(logging.WARNING, logger="syncd.touchpoints"):
+        refresh_touchpoints(store, 0, 1)
+        for record in records:  # and one by one, as an incremental pass rebuilds them
+            row = {"system": record.system, "object": record.object, "id": record.id,
+                   "deleted": False, "merged_into": None, "data": record.fields}
+            assert touch_of(row, {}) is None
+    assert list(touches(store)) == ["salesforce:Task:00TOK"]
+    skipped = {r.getMessage() for r in caplog.records}
+    assert skipped == {"touch_skipped"}
+    named = {getattr(r, "fields", {}).get("id") for r in caplog.records}
+    assert named == {r.id for r in records}

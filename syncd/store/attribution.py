@@ -805,7 +805,9 @@ _SET_BUILDS = (
         f" AND coalesce({_t('HasResponded')} IN ('null', 'true', 'false'), 1)"
         f" AND (coalesce({_t('FirstRespondedDate')} = 'null', 1)"
         f" OR ({_t('FirstRespondedDate')} = 'text' AND ({_RESPONDED} = ''"
-        f" OR (substr({_RESPONDED}, 1, 10) = date(substr({_RESPONDED}, 1, 10))"
+        # '+0 days': date() alone gives back a day that does not exist (2025-02-30) as it
+        # is, where Python refuses it; the modifier moves it (to 03-02), so it is not usual.
+        f" OR (substr({_RESPONDED}, 1, 10) = date(substr({_RESPONDED}, 1, 10), '+0 days')"
         f" AND substr({_RESPONDED}, 1, 4) >= '1000'))))"
         f" AND {_t('CampaignId')} = 'text' AND {_j('CampaignId')} != ''",
         f"{_t('HasResponded')} = 'true' AND {_RESPONDED} != ''"
