@@ -112,15 +112,30 @@ def test_interleaved_sources_are_read_side_by_side() -> None:
 
 
 def test_an_error_in_one_source_stops_and_closes_the_others_on_their_threads() -> None:
-    # `other` never ends: the loop can only end by the failure, however the threads are run.
-    failing, other = Source(5, fail_after=1), Source(10**12)
+    error = BudgetError("spent", system="x")
+    other_started = threading.Event()
+    other_closed_on: list[int] = []
+
+    def other() -> Iterator[str]:  # never ends: only the failure can end the loop
+        try:
+            while True:
+                other_started.set()
+                yield "o"
+        finally:
+            other_closed_on.append(threading.get_ident())
+
+    def failing() -> Iterator[str]:
+        yield "f"
+        assert other_started.wait(10)  # the other source is mid-way when this one fails
+        raise error
+
     with pytest.raises(BudgetError) as raised, Interleaved(
-        {"failing": failing.items(), "other": other.items()}
+        {"failing": failing(), "other": other()}
     ) as items:
         for _ in items:
-            other.taken += 1
-    assert raised.value is failing.error
-    assert len(other.closed_on) == 1 and other.closed_on[0] != threading.get_ident()
+            pass
+    assert raised.value is error
+    assert len(other_closed_on) == 1 and other_closed_on[0] != threading.get_ident()
     assert not [t for t in threading.enumerate() if t.name.startswith("syncd-read-ahead")]
 
 
