@@ -112,9 +112,9 @@ def _is_new(row: OutboxRow) -> bool:
     return (row.status, row.attempts, row.error_code, row.message) == ("pending", 0, None, None)
 
 
-def _new_values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
+def _planned(row: OutboxRow) -> tuple[Any, ...]:
+    """The columns a plan decides, from `system` to `associations`, as both inserts bind them."""
     return (
-        run,
         row.system,
         row.object,
         row.kind,
@@ -126,9 +126,11 @@ def _new_values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
         dumps(row.fields),
         _json(row.origins, sort_keys=False),
         _json(row.associations),
-        _json(row.clear_first),
-        at,
     )
+
+
+def _new_values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
+    return (run, *_planned(row), _json(row.clear_first), at)
 
 
 def _json(value: dict[str, Any] | list[Any], *, sort_keys: bool = True) -> str:
@@ -141,17 +143,7 @@ def _json(value: dict[str, Any] | list[Any], *, sort_keys: bool = True) -> str:
 def _values(row: OutboxRow, run: int, at: str) -> tuple[Any, ...]:
     return (
         run,
-        row.system,
-        row.object,
-        row.kind,
-        row.entity_id,
-        row.operation,
-        row.record_id,
-        row.key_field,
-        row.key,
-        dumps(row.fields),
-        _json(row.origins, sort_keys=False),
-        _json(row.associations),
+        *_planned(row),
         row.status,
         row.attempts,
         row.error_code,
