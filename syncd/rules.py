@@ -70,12 +70,6 @@ def is_blank(value: Any) -> bool:
     return False
 
 
-def _same(left: Any, right: Any) -> bool:
-    if is_blank(left) or is_blank(right):
-        return is_blank(left) and is_blank(right)
-    return bool(left == right)
-
-
 _ALWAYS: dict[str, Winner] = {"always-hubspot": "hubspot", "always-salesforce": "salesforce"}
 _PREFER: dict[str, Winner] = {"prefer-hubspot": "hubspot", "prefer-salesforce": "salesforce"}
 _OTHER: dict[Winner, Winner] = {"hubspot": "salesforce", "salesforce": "hubspot"}
@@ -146,7 +140,8 @@ def _later(hubspot: Seen, salesforce: Seen) -> Winner:
 
 
 def _equal(left: Any, left_blank: bool, right: Any, right_blank: bool) -> bool:
-    """`_same` for values whose blankness is known already."""
+    """Equal, counting two blanks as equal (and a blank as equal to nothing else), for values
+    whose blankness is known already."""
     if left_blank or right_blank:
         return left_blank and right_blank
     return bool(left == right)
