@@ -24,7 +24,7 @@ from simple_salesforce.exceptions import (
 
 from connectors.loopback import Faults, ThrowawayCA
 from connectors.salesforce.emulator import SalesforceEmulator
-from connectors.salesforce.org import OrgError
+from connectors.salesforce.values import OrgError
 from tests.conftest import trusting_session
 
 START = datetime(2024, 4, 25, 12, 0, tzinfo=UTC)
@@ -672,7 +672,7 @@ def test_a_full_query_streams_100k_leads_faster_than_5000_per_second(
 
 
 def test_minted_ids_carry_the_checksum_of_their_first_fifteen_characters() -> None:
-    from connectors.salesforce.org import IdMaker, _base62, _checksum, to_id18
+    from connectors.salesforce.ids import IdMaker, _base62, _checksum, to_id18
 
     mint = IdMaker()
     # Either side of every boundary where a base-62 digit carries into the next block.
@@ -688,7 +688,7 @@ def test_minted_ids_carry_the_checksum_of_their_first_fifteen_characters() -> No
 def test_wire_datetimes_equal_isoformat_in_any_zone_with_or_without_milliseconds() -> None:
     from datetime import timezone
 
-    from connectors.salesforce.org import wire_datetime
+    from connectors.salesforce.values import wire_datetime
 
     zone = timezone(timedelta(hours=-5, minutes=-30))
     for moment in (START, START.replace(microsecond=123_999), START.astimezone(zone),

@@ -12,15 +12,15 @@ from hypothesis import strategies as st
 
 from connectors.salesforce.soql import (
     And,
-    BoundQuery,
     Comparison,
     Not,
     Or,
     OrderTerm,
     Relationship,
     SoqlError,
-    parse,
 )
+from connectors.salesforce.soql_binding import BoundQuery
+from connectors.salesforce.soql_parser import parse
 
 LEAD_TYPES = {
     "Id": "id",

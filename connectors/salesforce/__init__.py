@@ -1,2 +1,2 @@
-"""Salesforce: the loopback emulator (`emulator.py`) and its SOQL subset (`soql.py`); the
-connector arrives with the pull issue."""
+"""Salesforce: the loopback emulator (`emulator.py`) and its SOQL subset (`soql.py` and
+the `soql_*.py` next to it); the connector arrives with the pull issue."""

@@ -19,7 +19,10 @@ from typing import Any
 
 from connectors.loopback import Request, Response, Router
 
-from .org import Org, OrgError, Screen, Selection, to_id18
+from .ids import to_id18
+from .org import Org, Screen
+from .tables import Selection
+from .values import OrgError
 
 CSV_TYPE = "text/csv"
 _DELIMITERS = {

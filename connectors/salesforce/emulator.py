@@ -4,7 +4,9 @@ The real simple-salesforce 1.12.10 drives it exactly as it drives production (wi
 0.2): every URL in 0.2's list routes, with or without a trailing slash, under
 `/services/data/v{version}/`. Bearer tokens are checked on every call but the token endpoint;
 each authenticated call counts against DailyApiRequests, reported in `Sforce-Limit-Info`.
-The in-memory org lives in `org.py`, Bulk API 2.0 in `bulk.py`, SOQL in `soql.py`.
+The in-memory org lives in `org.py` (with `tables.py`, `ids.py`, `values.py`), Bulk API 2.0
+in `bulk.py`, SOQL in `soql.py` (with `soql_parser.py`, `soql_binding.py`,
+`soql_predicates.py`).
 
 Run it alone with `python -m connectors.salesforce.emulator [--port N]`.
 """
@@ -37,7 +39,10 @@ from connectors.loopback import (
 )
 
 from .bulk import BulkApi
-from .org import Org, OrgError, Selection, parse_datetime, to_id18, wire_datetime
+from .ids import to_id18
+from .org import Org
+from .tables import Selection
+from .values import OrgError, parse_datetime, wire_datetime
 
 DATA = "/services/data/v{version}"
 TOKEN_PATH = "/services/oauth2/token"

@@ -1,11 +1,8 @@
 """The in-memory Salesforce org behind the emulator: schema, records, validation, seeding.
 
-Records are stored in wire form (the JSON the REST API answers): canonical API-name keys;
-`str` for text, ids and picklists, `"YYYY-MM-DD"` dates, `"2024-04-25T15:50:37.000+0000"`
-datetimes, numbers, booleans. A stored record (`Row`) holds only the fields that were set plus
-the system fields, and reads absent fields as None, so that a million people fit in memory.
-Rows are replaced, never mutated, on every write: a query locator that holds rows therefore
-pages through a snapshot, as Salesforce's server-side cursors do.
+Records are stored in wire form (the JSON the REST API answers, `values`) as `Row`s
+(`tables`). Rows are replaced, never mutated, on every write: a query locator that holds rows
+therefore pages through a snapshot, as Salesforce's server-side cursors do.
 
 Every write goes through the same checks the API applies (wire reference 2.5 and 2.10), so
 seeding a test org with bad data fails the way a real org would.
@@ -13,380 +10,32 @@ seeding a test org with bad data fails the way a real org would.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from connectors.loopback import utc_now
 
+from .ids import IdMaker, to_id18
 from .schema import (
     NAME_FROM_PARTS,
-    NUMBER_TYPES,
     STAGES,
-    STRING_TYPES,
     FieldSpec,
     SObjectSpec,
     build_schema,
     make_field,
 )
+from .tables import LookupIndex, Row, Rule, Selection, Table
+from .values import OrgError, coerce, parse_datetime, wire_datetime
 
-Rule = Callable[[Mapping[str, Any]], str | None]
 Screen = Callable[[str, Mapping[str, Any]], bool]
 
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_ID_CHARS = re.compile(r"^[0-9A-Za-z]+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?"
-    r"\s*(Z|[+-]\d{2}:?\d{2})?$"
-)
 NOT_SUPPORTED = (
     "sObject type '{}' is not supported. If you are attempting to use a custom object, be sure "
     "to append the '__c' after the entity name. Please reference your WSDL or the describe "
     "call for the appropriate names."
 )
-
-
-class OrgError(Exception):
-    """A refused operation, as Salesforce reports it: an error code, a message, the fields."""
-
-    def __init__(self, error_code: str, message: str, fields: list[str] | None = None) -> None:
-        super().__init__(f"{error_code}: {message}")
-        self.error_code = error_code
-        self.message = message
-        self.fields = fields or []
-
-    @property
-    def status(self) -> int:
-        """The HTTP status the REST API answers this error with."""
-        return 404 if self.error_code in ("NOT_FOUND", "ENTITY_IS_DELETED") else 400
-
-
-class Row(dict[str, Any]):
-    """A stored record in wire form; fields that were never set read as None."""
-
-    __slots__ = ()
-
-    def __missing__(self, key: str) -> None:
-        return None
-
-
-
-# -- ids ---------------------------------------------------------------------------------
-
-
-_UPPER_AS_BITS = str.maketrans(
-    {c: "1" if "A" <= c <= "Z" else "0" for c in _B62}
-)
-
-
-def _checksum(id15: str) -> str:
-    """The 3-character suffix that makes a 15-character id case-insensitive."""
-    # Bit i of each 5-character block is set when character i is upper case; translate()
-    # does the per-character work in C, which matters when seeding a million records.
-    bits = id15.translate(_UPPER_AS_BITS)
-    return (
-        _SUFFIX[int(bits[4::-1], 2)] + _SUFFIX[int(bits[9:4:-1], 2)]
-        + _SUFFIX[int(bits[14:9:-1], 2)]
-    )
-
-
-def to_id18(value: object) -> str | None:
-    """The canonical 18-character id for a 15- or 18-character id, or None if malformed."""
-    if not isinstance(value, str) or not _ID_CHARS.match(value):
-        return None
-    if len(value) == 15:
-        return value + _checksum(value)
-    if len(value) != 18:
-        return None
-    if value[15:] == _checksum(value[:15]):
-        return value  # already canonical: what stored ids and most clients send
-    # An 18-character id is case-insensitive: its suffix restores the case of the first 15.
-    restored = []
-    for block, suffix_char in enumerate(value[15:].upper()):
-        bits = _SUFFIX.find(suffix_char)
-        if bits < 0:
-            return None
-        for position, char in enumerate(value[block * 5 : block * 5 + 5]):
-            upper = bool(bits & (1 << position))
-            if upper and not char.isalpha():
-                return None
-            restored.append(char.upper() if upper else char.lower())
-    id15 = "".join(restored)
-    return id15 + _checksum(id15)
-
-
-# Ids are minted once per record, a few million times when seeding a large org, so the low
-# five base-62 digits (and the case bits the checksum needs) come from lookup tables.
-_UPPER_DIGIT = tuple(int("A" <= c <= "Z") for c in _B62)
-_PAIRS = tuple((_B62[a] + _B62[b], _UPPER_DIGIT[a] | _UPPER_DIGIT[b] << 1)
-               for a in range(62) for b in range(62))
-_LOW_SPAN = 62**5
-
-
-class IdMaker:
-    """Fresh 18-character ids, `{prefix}8c0` and a 9-digit base-62 counter shared by every
-    prefix (as the emulator has always minted them), checksum included."""
-
-    def __init__(self) -> None:
-        self.counter = 0
-        # (prefix, counter // 62**5) -> the first ten characters and their two suffix chars.
-        self._heads: dict[tuple[str, int], tuple[str, str]] = {}
-
-    def __call__(self, prefix: str) -> str:
-        self.counter += 1
-        high, low = divmod(self.counter, _LOW_SPAN)
-        head = self._heads.get((prefix, high))
-        if head is None:
-            first_ten = f"{prefix}8c0{_base62(high, 4)}"
-            head = self._heads[(prefix, high)] = (first_ten, _checksum(first_ten + "00000")[:2])
-        first, rest = divmod(low, 3844 * 3844)
-        middle, last = divmod(rest, 3844)
-        middle_text, middle_bits = _PAIRS[middle]
-        last_text, last_bits = _PAIRS[last]
-        bits = _UPPER_DIGIT[first] | middle_bits << 1 | last_bits << 3
-        return f"{head[0]}{_B62[first]}{middle_text}{last_text}{head[1]}{_SUFFIX[bits]}"
-
-
-def _base62(number: int, width: int) -> str:
-    digits = []
-    while number:
-        number, remainder = divmod(number, 62)
-        digits.append(_B62[remainder])
-    return "".join(reversed(digits)).rjust(width, "0")
-
-
-# -- wire values ---------------------------------------------------------------------------
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Text of each day (`2024-04-25T`) and each second of a day (`15:50:37`) met so far: every
-# record written carries a datetime, and `isoformat` costs several times these two lookups.
-_DAY_TEXT: dict[int, str] = {}
-_SECOND_TEXT = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
-
-
-def wire_datetime(moment: datetime) -> str:
-    """A datetime as the REST API writes it: UTC, milliseconds, `+0000` (naive is UTC)."""
-    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
-    day = _DAY_TEXT.get(delta.days)
-    if day is None:
-        day = _DAY_TEXT[delta.days] = (_EPOCH + timedelta(days=delta.days)).date().isoformat() + "T"
-    micros = delta.microseconds
-    if not micros:
-        return day + _SECOND_TEXT[delta.seconds] + ".000+0000"
-    return f"{day}{_SECOND_TEXT[delta.seconds]}.{micros // 1000:03d}+0000"
-
-
-def parse_datetime(text: str) -> datetime | None:
-    """An input datetime (`...Z`, `+HH:MM`, `+HHMM`, optional fraction) as aware UTC, or None."""
-    found = _DATETIME.match(text.strip())
-    if not found:
-        return None
-    day, hour, minute, second, fraction, zone = found.groups()
-    try:
-        moment = datetime.fromisoformat(f"{day}T{hour}:{minute}:{second or '00'}")
-    except ValueError:
-        return None
-    moment = moment.replace(microsecond=int((fraction or "0").ljust(6, "0")), tzinfo=UTC)
-    if zone and zone != "Z":
-        sign = 1 if zone[0] == "+" else -1
-        digits = zone[1:].replace(":", "")
-        moment -= sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
-    return moment
-
-
-def _bad_type(spec: FieldSpec, value: object) -> OrgError:
-    return OrgError(
-        "INVALID_TYPE_ON_FIELD_IN_RECORD",
-        f"{spec.label}: value not of required type: {value}",
-        [spec.name],
-    )
-
-
-def coerce(spec: FieldSpec, value: object) -> Any:
-    """A value from JSON, a CSV cell or Python seeding, converted to wire form for `spec`."""
-    if value is None:
-        return None
-    kind = spec.type
-    if kind in STRING_TYPES:
-        return _coerce_text(spec, value)
-    if kind == "boolean":
-        return _coerce_boolean(spec, value)
-    if kind == "int":
-        number = _coerce_number(spec, value)
-        if number != int(number):
-            raise _bad_type(spec, value)
-        return int(number)
-    if kind in NUMBER_TYPES:
-        return _coerce_number(spec, value)
-    if kind == "date":
-        return _coerce_date(spec, value)
-    if kind == "datetime":
-        return _coerce_datetime(spec, value)
-    return value
-
-
-def _coerce_text(spec: FieldSpec, value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise _bad_type(spec, value)
-    text = value if isinstance(value, str) else str(value)
-    if spec.length and len(text) > spec.length:
-        raise OrgError(
-            "STRING_TOO_LONG",
-            f"{spec.label}: data value too large: {text[:40]} (max length={spec.length})",
-            [spec.name],
-        )
-    if spec.type == "email" and text and not _EMAIL.match(text):
-        raise OrgError(
-            "INVALID_EMAIL_ADDRESS", f"{spec.label}: invalid email address: {text}", [spec.name]
-        )
-    return text
-
-
-def _coerce_boolean(spec: FieldSpec, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"
-    raise _bad_type(spec, value)
-
-
-def _coerce_number(spec: FieldSpec, value: object) -> float | int:
-    if isinstance(value, bool):
-        raise _bad_type(spec, value)
-    if isinstance(value, int | float):
-        return value if spec.type == "int" else float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            raise _bad_type(spec, value) from None
-        return number
-    raise _bad_type(spec, value)
-
-
-def _coerce_date(spec: FieldSpec, value: object) -> str:
-    if isinstance(value, datetime):
-        moment = value.astimezone(UTC) if value.tzinfo else value
-        return moment.date().isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, str) and _DATE.match(value):
-        try:
-            return date.fromisoformat(value).isoformat()
-        except ValueError:
-            pass
-    raise _bad_type(spec, value)
-
-
-def _coerce_datetime(spec: FieldSpec, value: object) -> str:
-    if isinstance(value, datetime):
-        return wire_datetime(value)
-    if isinstance(value, date):
-        return f"{value.isoformat()}T00:00:00.000+0000"
-    if isinstance(value, str):
-        moment = parse_datetime(value)
-        if moment is not None:
-            return wire_datetime(moment)
-    raise _bad_type(spec, value)
-
-
-# -- indexes -------------------------------------------------------------------------------
-
-
-# Objects whose records' children are indexed (`Org._children`): the mergeable ones (merge
-# reparents their children), and opportunities (one primary contact role each).
-PARENT_OBJECTS = frozenset({"Lead", "Contact", "Account", "Opportunity"})
-
-
-class LookupIndex:
-    """Record ids by a field's value, case-insensitively (external ids and idLookup fields).
-
-    A value held by one record maps to its id, not to a list: most values are unique, and a
-    million one-element lists would cost more memory than the records.
-    """
-
-    def __init__(self) -> None:
-        self._ids: dict[str, str | list[str]] = {}
-
-    @staticmethod
-    def key(value: object) -> str:
-        return value.lower() if isinstance(value, str) else str(value)
-
-    def add(self, value: object, record_id: str) -> None:
-        key = self.key(value)
-        held = self._ids.get(key)
-        if held is None:
-            self._ids[key] = record_id
-        elif isinstance(held, str):
-            self._ids[key] = [held, record_id]
-        else:
-            held.append(record_id)
-
-    def remove(self, value: object, record_id: str) -> None:
-        key = self.key(value)
-        held = self._ids.get(key)
-        if held == record_id:
-            del self._ids[key]
-        elif isinstance(held, list) and record_id in held:
-            held.remove(record_id)
-            if len(held) == 1:
-                self._ids[key] = held[0]
-
-    def find(self, value: object) -> list[str]:
-        held = self._ids.get(self.key(value))
-        if held is None:
-            return []
-        return [held] if isinstance(held, str) else list(held)
-
-
-@dataclass
-class Table:
-    """One sObject's rows (in id order), lookup indexes and delete log."""
-
-    spec: SObjectSpec
-    rows: dict[str, Row] = field(default_factory=dict)
-    indexes: dict[str, LookupIndex] = field(default_factory=dict)
-    deleted_log: list[tuple[str, str]] = field(default_factory=list)
-    rules: list[Rule] = field(default_factory=list)
-
-    child_fields: tuple[str, ...] = ()
-    """Lookups that `Org._children` indexes: those a merge, a conversion or a primary contact
-    role follows from the parent (see `PARENT_OBJECTS`)."""
-
-    def __post_init__(self) -> None:
-        for spec in self.spec.fields.values():
-            if spec.indexed:
-                self.indexes[spec.name] = LookupIndex()
-        self.refresh_child_fields()
-
-    def refresh_child_fields(self) -> None:
-        self.child_fields = tuple(
-            spec.name for spec in self.spec.fields.values()
-            if spec.reparented_on_merge and PARENT_OBJECTS.intersection(spec.reference_to)
-        )
-
-    def reparented(self, sobject: str) -> list[str]:
-        """The lookups to `sobject` that a merge of one of its records moves to the master."""
-        return [spec.name for spec in self.spec.fields.values()
-                if sobject in spec.reference_to and spec.reparented_on_merge]
-
-
-@dataclass
-class Selection:
-    """A query evaluated once: its object, its rows in answer order, and how to project them."""
-
-    sobject: str
-    rows: list[Mapping[str, Any]]
-    count_only: bool
-    columns: list[str]
-    project: Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
 # -- the org -------------------------------------------------------------------------------
@@ -551,7 +200,8 @@ class Org:
 
     def select(self, soql: str, *, include_deleted: bool, version: str = "59.0") -> Selection:
         """Evaluate a SOQL query once: rows matched, ordered, offset and limited."""
-        from .soql import Relationship, SoqlError, parse
+        from .soql import Relationship, SoqlError
+        from .soql_parser import parse
 
         try:
             query = parse(soql)
