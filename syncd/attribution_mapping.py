@@ -10,7 +10,7 @@ from typing import Any
 
 from syncd.attribution import LINK_MODES, MILESTONES, MODELS, AttributionSettings, CustomWeights
 from syncd.errors import MappingError
-from syncd.mapping import Report, display, mapping_path, read_document, suggestion
+from syncd.mapping_files import Report, display, mapping_path, read_document, suggestion
 
 __all__ = ["load_attribution"]
 

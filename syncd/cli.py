@@ -36,7 +36,8 @@ from syncd.definitions import load_definitions
 from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
 from syncd.lock import StoreLock
 from syncd.log import configure, redact
-from syncd.mapping import Mappings, check_online, missing_custom_fields
+from syncd.mapping import Mappings
+from syncd.mapping_online import check_online, missing_custom_fields
 from syncd.model import FieldInfo, utc
 from syncd.pipeline import RunOptions, run_once
 from syncd.report import report_command

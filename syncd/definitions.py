@@ -11,7 +11,8 @@ from pathlib import Path
 from syncd.attribution import AttributionSettings
 from syncd.attribution_mapping import load_attribution
 from syncd.errors import MappingError
-from syncd.mapping import Mappings, load_mappings
+from syncd.mapping import Mappings
+from syncd.mapping_loader import load_mappings
 from syncd.stages import LifecycleSettings, load_lifecycle
 
 

@@ -29,7 +29,7 @@ from rich.table import Table
 
 from syncd.attribution import MODELS
 from syncd.errors import UsageError
-from syncd.mapping import suggestion
+from syncd.mapping_files import suggestion
 from syncd.stages import LifecycleSettings
 from syncd.store import Store, iso, parse_iso
 from syncd.store.reports import AttributionSum, HandoffRow, PersonRow, StageEntry

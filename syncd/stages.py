@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from syncd.errors import MappingError
-from syncd.mapping import Report, display, mapping_path, read_document, suggestion
+from syncd.mapping_files import Report, display, mapping_path, read_document, suggestion
 
 LINK_MODES = ("contact_roles", "account", "hybrid")
 SIGNALS = ("lead_or_contact", "converted", "open_opportunity", "won_opportunity")

@@ -15,15 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd.errors import EXIT_USAGE, MappingError
-from syncd.mapping import (
-    DEFAULTS_FOLDER,
-    FieldMapping,
-    Mappings,
-    ValueMapMiss,
-    check_online,
-    load_mappings,
-    missing_custom_fields,
-)
+from syncd.mapping import FieldMapping, Mappings, ValueMapMiss
+from syncd.mapping_files import DEFAULTS_FOLDER
+from syncd.mapping_loader import load_mappings
+from syncd.mapping_online import check_online, missing_custom_fields
 from syncd.model import FieldInfo, ObjectSchema
 
 ROOT = Path(__file__).resolve().parent.parent

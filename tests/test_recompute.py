@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from syncd.mapping import load_mappings
+from syncd.mapping_loader import load_mappings
 from syncd.reconcile import Sides, recompute
 from syncd.store.unified import Entity
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 
 from connectors.loopback import ThrowawayCA
-from syncd.mapping import DEFAULTS_FOLDER
+from syncd.mapping_files import DEFAULTS_FOLDER
 from tests.harness import World, make_world
 
 
