@@ -5,7 +5,8 @@ associations, forms with their submissions, and marketing-email campaigns with c
 by tests. It is built for scale (1,000,000 contacts in memory, seeded in seconds): a record is
 one small object holding a plain `dict` of string values, ids are increasing integers kept in
 sorted lists so that list paging resumes by bisection, and unique values (email, `syncd_id`)
-are indexed. Wire formats live in `emulator.py`; filter evaluation in `search.py`.
+are indexed. Wire formats live in `emulator.py` and its `emulator_*.py` endpoint modules; filter
+evaluation in `search.py`.
 """
 
 from __future__ import annotations
