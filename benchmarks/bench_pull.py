@@ -166,12 +166,9 @@ class Pass:
         return sum(s.calls for s in self.streams if s.system == system)
 
     def pull_seconds(self, system: str | None = None) -> float:
-        """One system's pull time (its streams run one after the other), or the stage's: the
-        systems are read side by side, so the longest of them."""
-        if system is not None:
-            return sum(s.took for s in self.streams if s.system == system)
-        return max((self.pull_seconds(name) for name in {s.system for s in self.streams}),
-                   default=0.0)
+        """One system's pull time, or the stage's: streams and systems are read one after the
+        other, so their times add up."""
+        return sum(s.took for s in self.streams if system in (None, s.system))
 
     def pull_rows(self) -> int:
         return sum(s.rows for s in self.streams)

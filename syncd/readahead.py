@@ -7,13 +7,12 @@ caller (and its SQLite connection, which stays on the caller's thread) stores pa
 worker fetches page N+1, and never more than that one page ahead, so a pass that stops (its
 budget, SIGTERM) has spent at most one page of calls per source that it does not store.
 
-Several sources run side by side (the pull reads HubSpot and Salesforce at once: the paced
-HubSpot calls leave the other CRM's reads and the storing time to fill the wait; the push
-writes both the same way). What a source raises reaches the caller, the same exception object,
-after every item that source yielded before it. When the caller leaves early (an exception of
-its own, or it stopped), each worker finishes its call in flight, closes its iterator on its
-own thread (the connector's `finally` blocks run there) and is joined before the caller goes
-on, so a connector is never used by two threads at once.
+Several sources can run side by side (the push writes HubSpot and Salesforce at once; the
+pull reads one connector at a time, each its own source). What a source raises reaches the
+caller, the same exception object, after every item that source yielded before it. When the
+caller leaves early (an exception of its own, or it stopped), each worker finishes its call in
+flight, closes its iterator on its own thread (the connector's `finally` blocks run there) and
+is joined before the caller goes on, so a connector is never used by two threads at once.
 """
 
 from __future__ import annotations
