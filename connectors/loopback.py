@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,26 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import trustme
 
 JSON = "application/json;charset=UTF-8"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Text of each day (`2024-04-25T`) and each second of a day (`15:50:37`) met so far: the
+# emulators write a timestamp for every record they seed or serve, and `isoformat` costs
+# several times these two lookups.
+_DAY_TEXT: dict[int, str] = {}
+_SECOND_TEXT = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
+
+
+def utc_millis(moment: datetime, zone: str) -> str:
+    """`2024-04-25T15:50:37.123` in UTC (a naive datetime is UTC), then `zone`: HubSpot writes
+    `Z`, Salesforce `+0000`."""
+    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
+    day = _DAY_TEXT.get(delta.days)
+    if day is None:
+        day = _DAY_TEXT[delta.days] = (_EPOCH + timedelta(days=delta.days)).date().isoformat() + "T"
+    micros = delta.microseconds
+    if not micros:
+        return f"{day}{_SECOND_TEXT[delta.seconds]}.000{zone}"
+    return f"{day}{_SECOND_TEXT[delta.seconds]}.{micros // 1000:03d}{zone}"
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Concatenate, Generic, NamedTuple, ParamSpec, TypeVar
+
+from connectors.loopback import utc_millis
 
 OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
@@ -90,24 +92,10 @@ def canonical_type(name: str) -> str | None:
     return _ALIASES.get(name.lower())
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Text of each day (`2024-01-02T`) and each second of a day (`03:04:05`) met so far: this runs
-# once per seeded record, and `isoformat` costs several times these two lookups.
-_DAY_TEXT: dict[int, str] = {}
-_SECOND_TEXT = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
-
-
 def iso_ms(moment: datetime) -> str:
     """HubSpot's timestamp text: UTC, milliseconds, `Z` (`2024-01-02T03:04:05.678Z`).
     Naive datetimes are taken as UTC."""
-    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
-    day = _DAY_TEXT.get(delta.days)
-    if day is None:
-        day = _DAY_TEXT[delta.days] = (_EPOCH + timedelta(days=delta.days)).date().isoformat() + "T"
-    micros = delta.microseconds
-    if not micros:
-        return day + _SECOND_TEXT[delta.seconds] + ".000Z"
-    return f"{day}{_SECOND_TEXT[delta.seconds]}.{micros // 1000:03d}Z"
+    return utc_millis(moment, "Z")
 
 
 def epoch_ms(moment: datetime) -> int:

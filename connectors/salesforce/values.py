@@ -12,6 +12,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from connectors.loopback import utc_millis
+
 from .schema import NUMBER_TYPES, STRING_TYPES, FieldSpec
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -40,23 +42,9 @@ class OrgError(Exception):
 # -- wire values ---------------------------------------------------------------------------
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Text of each day (`2024-04-25T`) and each second of a day (`15:50:37`) met so far: every
-# record written carries a datetime, and `isoformat` costs several times these two lookups.
-_DAY_TEXT: dict[int, str] = {}
-_SECOND_TEXT = [f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}" for s in range(86_400)]
-
-
 def wire_datetime(moment: datetime) -> str:
     """A datetime as the REST API writes it: UTC, milliseconds, `+0000` (naive is UTC)."""
-    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
-    day = _DAY_TEXT.get(delta.days)
-    if day is None:
-        day = _DAY_TEXT[delta.days] = (_EPOCH + timedelta(days=delta.days)).date().isoformat() + "T"
-    micros = delta.microseconds
-    if not micros:
-        return day + _SECOND_TEXT[delta.seconds] + ".000+0000"
-    return f"{day}{_SECOND_TEXT[delta.seconds]}.{micros // 1000:03d}+0000"
+    return utc_millis(moment, "+0000")
 
 
 def parse_datetime(text: str) -> datetime | None:
