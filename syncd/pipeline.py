@@ -198,17 +198,16 @@ def _pull(
         streams = [stream.name for stream in connector.streams()]
         cursors = {s: None if window.full else store.cursor(connector.system, s) for s in streams}
         pages = _connector_pages(connector, cursors, window, timer)
-        open_streams: dict[str, StreamReport] = {}
+        current, began = StreamReport(connector.system, ""), 0.0
         with Interleaved({connector.system: pages}, f"pull-{connector.system}") as arrivals:
             for _, (stream, item) in arrivals:
                 if isinstance(item, _StreamStart):
-                    open_streams[stream] = StreamReport(connector.system, stream, took=item.at)
+                    current, began = StreamReport(connector.system, stream), item.at
                 elif isinstance(item, _StreamEnd):
-                    done = open_streams.pop(stream)
-                    done.took = round(timer() - done.took, 3)
-                    report.streams.append(_stream_done(run, done, progress))
+                    current.took = round(timer() - began, 3)
+                    report.streams.append(_stream_done(run, current, progress))
                 else:
-                    _store_page(store, run, open_streams[stream], item, progress)
+                    _store_page(store, run, current, item, progress)
                     checkpoint()
 
 
