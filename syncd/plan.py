@@ -600,13 +600,13 @@ class Planner:
         }
         self._hubspot_ids = {}
         for kind, ids in wanted.items():
-            found = self.store.outbox.hubspot_records(kind, ids)
+            found = self.store.unified.hubspot_records(kind, ids)
             self._hubspot_ids.update({(kind, i): found.get(i) for i in ids})
 
     def _hubspot_id_of(self, kind: str, entity_id: str) -> str | None:
         if (kind, entity_id) in self._hubspot_ids:
             return self._hubspot_ids[(kind, entity_id)]
-        return self.store.unified.hubspot_record(kind, entity_id)
+        return self.store.unified.hubspot_records(kind, [entity_id]).get(entity_id)
 
     def _deal_associations(self, entity: Entity) -> list[tuple[str, str]]:
         wanted: list[tuple[str, str]] = []

@@ -436,12 +436,12 @@ def test_credits_from_the_emulators_equal_an_independent_computation(world: Worl
         webinar = world.org.get("Campaign", ids["webinar"])
         assert D(repr(webinar["Attributed_Revenue__c"])).quantize(D("0.01")) == (
             webinar_revenue.quantize(D("0.01")))
-        deal_id = store.unified.hubspot_record("opportunity", opp["won"])
+        deal_id = store.unified.hubspot_records("opportunity", [opp["won"]])[opp["won"]]
         assert deal_id is not None
         deal = world.portal.properties("deals", deal_id)
         assert (deal["syncd_first_touch_campaign"], deal["syncd_last_touch_campaign"]) == (
             "Newsletter", "Sales: Call")
-        ada = store.unified.hubspot_record("person", person["ada"])
+        ada = store.unified.hubspot_records("person", [person["ada"]])[person["ada"]]
         assert ada is not None
         assert D(world.portal.properties("contacts", ada)["syncd_attributed_revenue"]) == D(1000)
         # A second pass with nothing new recomputes and writes nothing.

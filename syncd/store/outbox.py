@@ -299,25 +299,6 @@ class OutboxStore:
             )
         }
 
-    # links, as planning reads them --------------------------------------------------------
-
-    def hubspot_records(self, kind: str, entity_ids: Iterable[str]) -> dict[str, str]:
-        """The id of each entity's live HubSpot record (the oldest where there are several),
-        as `UnifiedStore.hubspot_record` answers for one: planning asks for a chunk at once."""
-        found: dict[str, str] = {}
-        for chunk in _chunks(list(set(entity_ids))):
-            marks = ",".join("?" for _ in chunk)
-            # `+system`: searched by entity (link_entity); on the key, SQLite would read every
-            # HubSpot link once per chunk.
-            for entity_id, record_id in self.conn.execute(
-                "SELECT entity_id, record_id FROM link WHERE kind = ? AND +system = 'hubspot'"
-                f" AND state = 'live' AND entity_id IN ({marks})"
-                " ORDER BY created_at DESC, record_id DESC",
-                [kind, *chunk],
-            ):
-                found[entity_id] = str(record_id)  # later rows are older: the oldest stays
-        return found
-
     # written values -----------------------------------------------------------------------
 
     def written(

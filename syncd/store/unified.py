@@ -236,14 +236,22 @@ class UnifiedStore:
                 found[person] = lead
         return found
 
-    def hubspot_record(self, kind: str, entity_id: str) -> str | None:
-        """The id of the entity's live HubSpot record (the oldest where there are several)."""
-        row = self.conn.execute(
-            "SELECT record_id FROM link WHERE kind = ? AND entity_id = ? AND system = 'hubspot'"
-            " AND state = 'live' ORDER BY created_at, record_id LIMIT 1",
-            (kind, entity_id),
-        ).fetchone()
-        return None if row is None else str(row[0])
+    def hubspot_records(self, kind: str, entity_ids: Iterable[str]) -> dict[str, str]:
+        """The id of each entity's live HubSpot record (the oldest, then the lowest id, where
+        there are several; one syncd created and no pull has read yet counts as the oldest)."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(list(set(entity_ids))):
+            marks = ",".join("?" for _ in chunk)
+            # `+system`: searched by entity (link_entity); on the key, SQLite would read every
+            # HubSpot link once per chunk.
+            for entity_id, record_id in self.conn.execute(
+                "SELECT entity_id, record_id FROM link WHERE kind = ? AND +system = 'hubspot'"
+                f" AND state = 'live' AND entity_id IN ({marks})"
+                " ORDER BY created_at DESC, record_id DESC",
+                [kind, *chunk],
+            ):
+                found[entity_id] = str(record_id)  # later rows are older: the oldest stays
+        return found
 
     def move_links(self, kind: str, from_entity: str, to_entity: str) -> None:
         self.conn.execute(
