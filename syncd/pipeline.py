@@ -186,10 +186,10 @@ def _pull(
     """Every stream of every connector, one connector after the other, each from a worker
     thread one page ahead of the store; pages are stored here, on the store's thread.
 
-    Not side by side: reading Salesforce while HubSpot is paced made the HubSpot thread wait
-    for the interpreter, and its share of the Enterprise allowance fell from 98.5% to 85.4% at
-    100,000 people (bench_pull on this 2-core machine), while the unpaced pull took about as
-    long (171 s against 173 s in bench_pipeline)."""
+    Not side by side: reading Salesforce while HubSpot is paced kept the HubSpot thread
+    waiting for the interpreter. When commit 044c88e read them so, `bench_pull` at 100,000
+    people on a 2-core machine showed HubSpot's share of the Enterprise allowance at 85.4%
+    (98.5% before, 97.5% again once reverted), and the unpaced pull took no less time."""
     if options.full:
         store.reset_cursors()
     window = Window(run_start=started_at, lookback=lookback, since=options.since, full=options.full)
