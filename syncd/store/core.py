@@ -259,9 +259,9 @@ class Store:
         return row
 
     # Source records decoded by `records` (and `changed_records(keep=True)`), for the stages
-    # after the first that reads them. At about 5 KB a record (its text and its decoding,
-    # measured at 30,000 people), this many hold an org of 10,000 people and cap a larger
-    # one at about 100 MB: a pass must stay under 500 MB at any size.
+    # after the first that reads them. This many hold an org of 10,000 people (where
+    # `bench_reconcile` shows reconcile + plan holding about 100 MB) and cap a larger one near
+    # that: a pass must stay under 500 MB at any size.
     DECODED_RECORDS = 20_000
     _decoded: Decoded | None = None
 
