@@ -12,7 +12,8 @@ Seeds a sandbox org (`connectors.sandbox.Sandbox`, HubSpot limits off), then run
 Each stage is timed by wrapping the pipeline's own functions (`_pull`, `_sync`) and the classes
 that do the work (`Reconciler.reconcile`, `Planner.plan`, and the lifecycle stages when the
 pipeline has them), so the table also says where the time goes. `--profile` prints the
-cProfile hot spots of the full reconcile and plan. Prints one Markdown table with the machine.
+cProfile hot spots of the full reconcile and plan (`--profile incremental`: of the incremental
+one). Prints one Markdown table with the machine.
 
     python -m benchmarks.bench_reconcile --scale 100000
 """
@@ -209,8 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--touches-per-person", type=float, default=1.0,
                         help="marketing and sales touches per person (pull time only)")
-    parser.add_argument("--profile", action="store_true",
-                        help="print the cProfile hot spots of the full reconcile and plan")
+    parser.add_argument("--profile", nargs="?", const="full", choices=("full", "incremental"),
+                        help="print the cProfile hot spots of the full (default) or the "
+                        "incremental reconcile and plan")
     options = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
     began = time.perf_counter()
@@ -221,20 +223,22 @@ def main(argv: list[str] | None = None) -> None:
     seeded = time.perf_counter() - began
     try:
         config = write_config(box, info, folder)
-        full = Timings(profile=cProfile.Profile() if options.profile else None)
+        full = Timings(profile=cProfile.Profile() if options.profile == "full" else None)
         dry_run(config, full)
         records = source_records(folder / "syncd.db")
         edited = change_one_percent(box, random.Random(options.seed))
         time.sleep(0.01)  # the edits' stamps fall before the next pass starts
-        incremental = Timings()
+        incremental = Timings(
+            profile=cProfile.Profile() if options.profile == "incremental" else None)
         dry_run(config, incremental)
     finally:
         box.stop()
         shutil.rmtree(folder, ignore_errors=True)  # a 100,000-people store is a gigabyte
     report(options.scale, seeded, records, edited, full, incremental)
-    if full.profile is not None:
+    profiled = full.profile or incremental.profile
+    if profiled is not None:
         stats = io.StringIO()
-        pstats.Stats(full.profile, stream=stats).sort_stats("cumulative").print_stats(40)
+        pstats.Stats(profiled, stream=stats).sort_stats("cumulative").print_stats(40)
         print("\n```\n" + stats.getvalue().strip() + "\n```")
 
 
