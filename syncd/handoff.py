@@ -20,12 +20,10 @@ class HandoffTracker:
 
     def record_planned(self) -> int:
         """A hand-off row for every person a Lead is planned for (once; kept afterwards)."""
-        people = self.store.outbox.planned_creates("salesforce", "Lead")
-        known = self.store.lifecycle.handoffs(people)
+        people = self.store.lifecycle.unrecorded_handoffs()
         # The SLA clock starts when sales gets the Lead: now, whenever the person qualified
         # (someone who was an MQL before syncd was installed is not overdue from day one).
-        new = [Handoff(person, iso(self.now), created_by_syncd=True)
-               for person in people if person not in known]
+        new = [Handoff(person, iso(self.now), created_by_syncd=True) for person in people]
         with self.store.transaction():
             self.store.lifecycle.save_handoffs(new, self.run)
         return len(new)

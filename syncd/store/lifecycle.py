@@ -147,6 +147,18 @@ class LifecycleStore:
             for row in rows
         }
 
+    def unrecorded_handoffs(self) -> list[str]:
+        """People with a Salesforce Lead upsert planned (pending or parked) and no hand-off row
+        yet: found in SQL, so a pass's cost follows its plan, not the Leads still queued."""
+        return [
+            row[0]
+            for row in self.conn.execute(
+                "SELECT DISTINCT entity_id FROM outbox WHERE system = 'salesforce'"
+                " AND object = 'Lead' AND operation = 'upsert'"
+                " AND entity_id NOT IN (SELECT person_id FROM handoff)"
+            )
+        ]
+
     def open_handoffs(self, people: Iterable[str] | None = None) -> dict[str, Handoff]:
         """Hand-offs still missing their Lead or their first sales touch (of these people;
         None: of everyone)."""

@@ -247,17 +247,6 @@ class OutboxStore:
                 found[int(row.id or 0)] = row
         return [found[i] for i in ids if i in found]
 
-    def planned_creates(self, system: str, object_name: str) -> list[str]:
-        """Entities with an upsert planned (pending or parked) on this object."""
-        return [
-            row[0]
-            for row in self.conn.execute(
-                "SELECT DISTINCT entity_id FROM outbox WHERE system = ? AND object = ?"
-                " AND operation = 'upsert'",
-                (system, object_name),
-            )
-        ]
-
     def rows(self, status: str | None = None) -> list[OutboxRow]:
         if status is None:
             cursor = self.conn.execute(f"SELECT {_COLUMNS} FROM outbox ORDER BY id")
