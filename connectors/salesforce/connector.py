@@ -14,6 +14,10 @@ read is under way, that read's bounds, the last stamp stored and where to go on 
 locator, or the bulk job, its results locator and how many of that call's rows are stored: a
 results call is stored in pages of REST's size), so a run stopped after any page resumes
 there; if the locator has expired it re-queries from the last stamp stored.
+
+Beside this module: `cursor.py` (that cursor and its instants), `wire.py` (the HTTP session,
+the call ledger, naming calls in errors), `bulk_csv.py` (Bulk API 2.0 CSV, read and written)
+and `writes.py` (what a push sends and how its answers become results).
 """
 
 from __future__ import annotations
@@ -22,16 +26,12 @@ import csv
 import difflib
 import io
 import itertools
-import json
 import logging
-import re
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.api import Salesforce
@@ -44,6 +44,16 @@ from simple_salesforce.exceptions import (
 )
 
 from connectors.salesforce.auth import SYSTEM, TokenSource
+from connectors.salesforce.bulk_csv import _ingest_csv, _typed_rows
+from connectors.salesforce.cursor import _Cursor, _iso, _parse_instant, _Read, _soql_instant
+from connectors.salesforce.wire import _first_error, _Ledger, _Session, _Where
+from connectors.salesforce.writes import (
+    _collection_record,
+    _ingest_result,
+    _kind,
+    _malformed,
+    _push_result,
+)
 from syncd.config import Settings
 from syncd.connector import Window
 from syncd.errors import (
@@ -70,7 +80,6 @@ from syncd.pacing import retrying
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-_SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 _CONVERSION_FIELDS = (
     "IsConverted", "ConvertedDate", "ConvertedContactId", "ConvertedAccountId",
     "ConvertedOpportunityId",
@@ -123,179 +132,6 @@ class SalesforceCallError(ConnectorError):
     def __init__(self, message: str, *, error_code: str = "", **where: str) -> None:
         super().__init__(message, **where)
         self.error_code = error_code
-
-
-# -- the cursor ----------------------------------------------------------------------------
-
-
-@dataclass
-class _Read:
-    """One window being read: `[lower, upper)`, resumable after any page."""
-
-    lower: datetime | None
-    upper: datetime
-    after: datetime | None = None  # the last SystemModstamp stored by this read
-    next_url: str | None = None  # REST query locator (nextRecordsUrl) to go on from
-    job: str | None = None  # Bulk API 2.0 query job to go on from ...
-    locator: str | None = None  # ... at this results locator ("" = the first results)
-    skip: int = 0  # ... past this many of its rows, already stored
-    total: int | None = None
-
-    @property
-    def since(self) -> datetime | None:
-        """The lower bound to query from: the last stamp stored, else the window's start."""
-        return self.after or self.lower
-
-
-@dataclass
-class _Cursor:
-    watermark: datetime | None = None
-    read: _Read | None = None
-
-    @classmethod
-    def parse(cls, text: str | None) -> _Cursor:
-        if not text:
-            return cls()
-        data = json.loads(text)
-        read = data.get("read")
-        return cls(
-            watermark=_instant(data.get("watermark")),
-            read=None if read is None else _Read(
-                lower=_instant(read.get("lower")), upper=_parse_instant(read["upper"]),
-                after=_instant(read.get("after")), next_url=read.get("next"),
-                job=read.get("job"), locator=read.get("locator"), skip=read.get("skip", 0),
-            ),
-        )
-
-    def dump(self) -> str:
-        read = self.read
-        body: dict[str, Any] = {"v": 1, "watermark": _iso(self.watermark), "read": None}
-        if read is not None:
-            body["read"] = {
-                "lower": _iso(read.lower), "upper": _iso(read.upper), "after": _iso(read.after),
-                "next": read.next_url, "job": read.job, "locator": read.locator,
-            }
-            if read.skip:
-                body["read"]["skip"] = read.skip
-        return json.dumps(body, separators=(",", ":"))
-
-    def advance(self, stamp: datetime | None) -> None:
-        """Move the watermark forward to `stamp`; it never moves back."""
-        if stamp is not None and (self.watermark is None or stamp > self.watermark):
-            self.watermark = stamp
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _instant(text: str | None) -> datetime | None:
-    return None if text is None else _parse_instant(text)
-
-
-def _parse_instant(text: str) -> datetime:
-    """A Salesforce or ISO datetime (`...000+0000`, `...Z`, `+00:00`) as an aware UTC one."""
-    return utc(datetime.fromisoformat(text))
-
-
-def _soql_instant(moment: datetime) -> str:
-    """A SOQL datetime literal: unquoted, UTC, to the millisecond (`2024-01-02T03:04:05.678Z`)."""
-    moment = utc(moment)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-# -- call accounting -----------------------------------------------------------------------
-
-
-@dataclass
-class _Ledger:
-    """Every HTTP exchange with the org, counted from a response hook on the session."""
-
-    calls: int = 0
-    retries: int = 0
-    throttled: int = 0
-    used: int | None = None
-    limit: int | None = None
-    retry_after: float | None = None
-    details: Counter[str] = field(default_factory=Counter)
-    clock: Callable[[], float] = time.monotonic
-
-    def hear(self, response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
-        """The session's response hook: count the call, read the usage headers."""
-        self.count(_endpoint(response.request.method or "", response.request.url or ""))
-        info = response.headers.get("Sforce-Limit-Info", "")
-        found = re.search(r"(?:^|[^-])api-usage=(\d+)/(\d+)", info)
-        if found:
-            self.used, self.limit = int(found.group(1)), int(found.group(2))
-        self.retry_after = _seconds(response.headers.get("Retry-After"))
-        return response
-
-    def count(self, endpoint: str) -> None:
-        self.calls += 1
-        self.details[endpoint] += 1
-
-
-_ID_SEGMENT = re.compile(r"^(?=[^/]*\d)[A-Za-z0-9]{15,18}(-\d+)?$")
-
-
-def _endpoint(method: str, url: str) -> str:
-    """`GET queryAll`, `PATCH composite/sobjects`, `GET jobs/query/{id}/results`, ..."""
-    path = re.sub(r"^/services/(data/v[\d.]+/)?", "", urlsplit(url).path).strip("/")
-    parts = ["{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/")]
-    return f"{method} {'/'.join(parts)}"
-
-
-def _seconds(text: str | None) -> float | None:
-    try:
-        return None if text is None else max(0.0, float(text))
-    except ValueError:
-        return None
-
-
-class _Session(requests.Session):
-    """A requests session that always verifies against the configured CA bundle, whatever
-    REQUESTS_CA_BUNDLE says (requests lets that variable override `session.verify`, so the
-    bundle is passed per request), and never waits forever on a stalled server."""
-
-    def __init__(self, ca_bundle: str | None, timeout: float) -> None:
-        super().__init__()
-        self.ca_bundle = ca_bundle
-        self.timeout = timeout
-
-    def request(
-        self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any
-    ) -> requests.Response:
-        kwargs.setdefault("timeout", self.timeout)
-        if self.ca_bundle is not None:
-            kwargs["verify"] = self.ca_bundle
-        return super().request(method, url, *args, **kwargs)
-
-
-@dataclass(frozen=True)
-class _Where:
-    """What a call is, for error messages: object, method and a sanitized path."""
-
-    object_name: str
-    method: str
-    path: str
-
-    def fields(self, url: str = "") -> dict[str, str]:
-        return {"system": SYSTEM, "object_name": self.object_name, "method": self.method,
-                "url": _sanitized(url) if url else self.path}
-
-    def __str__(self) -> str:
-        return f"{self.method} {self.path} ({self.object_name})"
-
-
-def _sanitized(url: str) -> str:
-    """The URL without its query string (SOQL, emails) and without any credentials."""
-    parts = urlsplit(url)
-    if not parts.scheme:
-        return parts.path
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}{parts.path}"
 
 
 # -- the connector -------------------------------------------------------------------------
@@ -854,160 +690,6 @@ def _bulk(sf: Salesforce, sobject: str) -> Any:
     """simple-salesforce's Bulk API 2.0 client for one object, built on the current token."""
     return getattr(sf.bulk2, sobject)._client
 
-
-def _first_error(content: Any) -> tuple[str, str]:
-    """The errorCode and message of Salesforce's error envelope (an array of errors)."""
-    if isinstance(content, list) and content and isinstance(content[0], Mapping):
-        first = content[0]
-        return str(first.get("errorCode") or ""), str(first.get("message") or "").strip()
-    if isinstance(content, Mapping):
-        return str(content.get("errorCode") or content.get("error") or ""), str(
-            content.get("message") or content.get("error_description") or "")
-    return "", str(content or "")[:200]
-
-
-_BOOLEAN = frozenset({"boolean"})
-_INTEGER = frozenset({"int", "long"})
-_DECIMAL = frozenset({"double", "currency", "percent"})
-
-
-class _Rows(Iterator[dict[str, Any]]):
-    """An iterator that can be asked whether another item follows without losing it."""
-
-    def __init__(self, items: Iterator[dict[str, Any]]) -> None:
-        self._items = items
-        self._held: deque[dict[str, Any]] = deque()
-
-    def __next__(self) -> dict[str, Any]:
-        return self._held.popleft() if self._held else next(self._items)
-
-    def exhausted(self) -> bool:
-        if not self._held:
-            following = next(self._items, None)
-            if following is None:
-                return True
-            self._held.append(following)
-        return False
-
-
-def _typed_rows(text: str, types: Mapping[str, str]) -> _Rows:
-    """Bulk CSV rows with the values REST would answer: booleans, numbers, nulls, datetimes;
-    typed one at a time as they are taken (a results call's CSV is stored in slices)."""
-    reader = csv.reader(_lines(text))
-    header = next(reader, None)
-    if header is None:
-        return _Rows(iter(()))
-    casts = [_cast(types.get(name, "string")) for name in header]
-    return _Rows(
-        {name: cast(cell) for name, cast, cell in zip(header, casts, row, strict=True)}
-        for row in reader if row
-    )
-
-
-def _lines(text: str) -> Iterator[str]:
-    """The text's lines, their ends kept, one at a time: what `csv.reader` needs, without
-    `io.StringIO`'s copy of the whole text at four bytes a character."""
-    start, size = 0, len(text)
-    while start < size:
-        end = text.find("\n", start) + 1 or size
-        yield text[start:end]
-        start = end
-
-
-def _cast(kind: str) -> Callable[[str], Any]:
-    def cast(cell: str) -> Any:
-        if cell == "":
-            return None  # Bulk writes null as an empty field
-        if kind in _BOOLEAN:
-            return cell.lower() == "true"
-        if kind in _INTEGER:
-            return int(float(cell))
-        if kind in _DECIMAL:
-            return float(cell)
-        if kind == "datetime":
-            return _rest_datetime(cell)
-        return cell
-
-    return cast
-
-
-def _rest_datetime(text: str) -> str:
-    """A datetime in REST's own form, `2024-04-25T15:50:37.000+0000` (Bulk may answer `Z`)."""
-    moment = _parse_instant(text)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
-
-
-def _kind(change: Change) -> str:
-    if change.operation == "update":
-        return "update"
-    return "upsert" if change.key_field else "create"
-
-
-def _malformed(change: Change) -> str:
-    if change.operation == "update" and not change.id:
-        return f"an update of {change.object} needs the record's id"
-    if change.operation == "upsert" and not (change.key_field and change.key):
-        return f"an upsert of {change.object} needs key_field and key"
-    return ""
-
-
-def _collection_record(change: Change) -> dict[str, Any]:
-    record: dict[str, Any] = {"attributes": {"type": change.object}}
-    values = {k: v for k, v in change.fields.items() if k not in ("Id", "id")}
-    if change.operation == "update":
-        record["id"] = change.id
-    elif change.key_field:
-        values[change.key_field] = change.key
-    record.update(values)
-    return record
-
-
-def _push_result(change: Change, answer: Mapping[str, Any], kind: str) -> PushResult:
-    if answer.get("success"):
-        created = bool(answer.get("created", kind == "create"))
-        return PushResult(change.ref, True, id=answer.get("id"), created=created)
-    errors = answer.get("errors") or [{}]
-    first = errors[0]
-    return PushResult(change.ref, False, id=answer.get("id"),
-                      error_code=str(first.get("statusCode") or first.get("errorCode") or ""),
-                      message=str(first.get("message") or ""))
-
-
-def _ingest_csv(batch: Sequence[Change], key_column: str, columns: list[str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    for change in batch:
-        values = dict(change.fields)
-        values[key_column] = change.id if key_column == "Id" else change.key
-        writer.writerow([_ingest_cell(values, name) for name in columns])
-    return out.getvalue()
-
-
-def _ingest_cell(values: Mapping[str, Any], name: str) -> str:
-    if name not in values:
-        return ""  # an empty cell leaves the field as it is
-    value = values[name]
-    if value is None:
-        return "#N/A"  # Bulk's way to clear a field
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _ingest_result(
-    change: Change, key_column: str, outcome: dict[str, deque[tuple[bool, str, str, str]]]
-) -> PushResult:
-    key = str(change.id if key_column == "Id" else change.key)
-    found = outcome.get(key)
-    if not found:
-        return PushResult(change.ref, False, error_code="UNPROCESSED",
-                          message="Salesforce reported no result for this record")
-    ok, record_id, detail, message = found.popleft()
-    if ok:
-        return PushResult(change.ref, True, id=record_id, created=detail == "True")
-    return PushResult(change.ref, False, id=record_id or None, error_code=detail,
-                      message=message)
 
 
 def create(
