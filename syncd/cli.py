@@ -1,25 +1,32 @@
 """The command line (ARCHITECTURE section 3): parses, wires the objects of a command, and turns
-every error into one readable line and its exit code. Tracebacks go to the debug log only."""
+every error into one readable line and its exit code. Tracebacks go to the debug log only.
+
+The options and helpers every command shares live in `syncd.cli_options`; the `sandbox` command
+and the emulators it starts (which `demo` starts too) live in `syncd.cli_sandbox`."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from syncd import registry
-from syncd.config import Settings, config_path, load_settings
+from syncd.cli_options import (
+    IsoInstant,
+    common_options,
+    existing_store,
+    settings_for,
+    write_atomically,
+)
+from syncd.cli_sandbox import print_counts, sandbox, start_sandbox
+from syncd.config import Settings, load_settings
 from syncd.connector import Connector
 from syncd.console import (
     LogProgress,
@@ -38,48 +45,12 @@ from syncd.lock import StoreLock
 from syncd.log import configure, redact
 from syncd.mapping import Mappings
 from syncd.mapping_online import check_online, missing_custom_fields
-from syncd.model import FieldInfo, utc
+from syncd.model import FieldInfo
 from syncd.pipeline import RunOptions, run_once
 from syncd.report import report_command
 from syncd.store import Store
 
 log = logging.getLogger("syncd")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def common_options(command: F) -> F:
-    """`--config`, `--log-level` and `--log-format`, which every command takes."""
-    command = click.option(
-        "--config",
-        "config_file",
-        metavar="PATH",
-        help="Config file (default ./config.toml, or env SYNCD_CONFIG).",
-    )(command)
-    command = click.option(
-        "--log-level",
-        type=click.Choice(["debug", "info", "warning", "error"]),
-        default="info",
-        show_default=True,
-        help="Least severe log lines to print (to stderr).",
-    )(command)
-    command = click.option(
-        "--log-format",
-        type=click.Choice(["keyvalue", "json"]),
-        default="keyvalue",
-        show_default=True,
-        help="key=value lines for people, json for containers.",
-    )(command)
-    return command
-
-
-def settings_for(options: Mapping[str, Any], *, require_credentials: bool = True) -> Settings:
-    """Load the config named by the command's options, then log with its secrets redacted."""
-    configure(options["log_level"], options["log_format"])
-    settings = load_settings(
-        config_path(options["config_file"]), require_credentials=require_credentials
-    )
-    configure(options["log_level"], options["log_format"], settings.secrets())
-    return settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -87,6 +58,9 @@ def settings_for(options: Mapping[str, Any], *, require_credentials: bool = True
 def cli() -> None:
     """syncd keeps HubSpot and Salesforce on one dataset: it pulls both, reconciles them in a
     shared SQLite store, and writes back unified lifecycle stages and closed-loop attribution."""
+
+
+cli.add_command(sandbox)
 
 
 @cli.command()
@@ -182,7 +156,7 @@ def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) 
     """Records a CRM refused, with its reason. `list` (the default) shows them; `retry`
     queues them again once the cause is fixed and runs a pass; `export` writes them as CSV."""
     settings = settings_for(options, require_credentials=action == "retry")
-    with _existing_store(settings) as store:
+    with existing_store(settings) as store:
         if action == "list":
             print_errors(wide_console(), store.outbox.rows("error"))
             return EXIT_OK
@@ -191,43 +165,13 @@ def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) 
             if out is None:
                 click.echo(text, nl=False)
             else:
-                _write_atomically(out, text)
+                write_atomically(out, text)
                 click.echo(f"Wrote {out}.")
             return EXIT_OK
         with store.transaction():
             count = store.outbox.retry(list(ids) if ids else None)
     click.echo(f"{count} refused record(s) queued again; running a pass.")
     return _pass(options, since=None, full=False, dry_run=False)
-
-
-@contextmanager
-def _existing_store(settings: Settings) -> Iterator[Store]:
-    if not settings.store.path.exists():
-        raise UsageError(f"No store at {settings.store.path} yet: run `syncd run --once` first.")
-    store = Store(settings.store.path)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-class IsoInstant(click.ParamType):  # type: ignore[type-arg]
-    """An ISO 8601 date or date-time; naive values are UTC."""
-
-    name = "ISO"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-        except ValueError:
-            self.fail(
-                f'"{value}" is not an ISO date or date-time such as 2026-01-31 or '
-                f"2026-01-31T08:00:00Z",
-                param,
-                ctx,
-            )
 
 
 @cli.command("run")
@@ -312,7 +256,7 @@ def report(name: str, model: str | None, fmt: str, out: Path | None, **options: 
     breaches) and `attribution` (pipeline and revenue per campaign, per model)."""
     settings = settings_for(options, require_credentials=False)
     definitions = load_definitions(settings.sync.mappings)
-    with _existing_store(settings) as store:
+    with existing_store(settings) as store:
         text = report_command(store, name, model=model, fmt=fmt, out=out,
                               lifecycle=definitions.lifecycle, now=datetime.now(UTC))
     click.echo(f"Wrote {text}." if out is not None else text, nl=out is not None
@@ -324,14 +268,8 @@ def report(name: str, model: str | None, fmt: str, out: Path | None, **options: 
 @common_options
 def status(**options: Any) -> int:
     """Show the last passes, the cursors, row counts and API usage against the budget."""
-    settings = settings_for(options, require_credentials=False)
-    if not settings.store.path.exists():
-        raise UsageError(f"No store at {settings.store.path} yet: run `syncd run --once` first.")
-    store = Store(settings.store.path)
-    try:
+    with existing_store(settings_for(options, require_credentials=False)) as store:
         print_status(wide_console(), store)
-    finally:
-        store.close()
     return EXIT_OK
 
 
@@ -349,78 +287,6 @@ def _connectors(settings: Settings, mappings: Mappings) -> dict[str, Connector]:
         name: registry.load(registry.CONNECTORS, name)(settings, fields=fields[name])
         for name in ("hubspot", "salesforce")
     }
-
-
-@cli.command()
-@click.option(
-    "--scale",
-    type=click.IntRange(100, 1_000_000),
-    default=1000,
-    show_default=True,
-    help="People in the synthetic org.",
-)
-@click.option(
-    "--seed", type=int, default=7, show_default=True, help="Same seed, same org, record for record."
-)
-@click.option(
-    "--config-out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("sandbox.toml"),
-    show_default=True,
-    help="Where to write a syncd config that points at the emulators.",
-)
-@click.option(
-    "--hubspot-limits",
-    type=click.Choice(["enterprise", "unlimited"]),
-    default="enterprise",
-    show_default=True,
-    help="HubSpot rate limits: an Enterprise portal's (190/10 s, 5 searches/s) or none.",
-)
-@click.option(
-    "--hubspot-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    help="Port for the HubSpot emulator (default: any free port).",
-)
-@click.option(
-    "--salesforce-port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    help="Port for the Salesforce emulator (default: any free port).",
-)
-@common_options
-def sandbox(
-    scale: int,
-    seed: int,
-    config_out: Path,
-    hubspot_limits: str,
-    hubspot_port: int,
-    salesforce_port: int,
-    **options: Any,
-) -> int:
-    """Start both emulators seeded with a synthetic org, write a config pointing at them, and
-    serve until interrupted (Ctrl-C or SIGTERM)."""
-    configure(options["log_level"], options["log_format"])
-    box, info = _start_sandbox(
-        scale=scale,
-        seed=seed,
-        directory=config_out.parent / f"{config_out.stem}-ca",
-        hubspot_limits=hubspot_limits,
-        port_hubspot=hubspot_port,
-        port_salesforce=salesforce_port,
-    )
-    try:
-        _write_atomically(config_out, box.config_text(info))
-        click.echo(f"HubSpot emulator:    {info.hubspot_url}")
-        click.echo(f"Salesforce emulator: {info.salesforce_url}")
-        click.echo(f"CA certificate:      {info.ca_path}")
-        click.echo(f"Config written to:   {config_out}  (syncd --config {config_out} ...)")
-        _print_counts(info.counts)
-        click.echo("Serving until interrupted (Ctrl-C).")
-        _wait_for_signal()
-    finally:
-        box.stop()
-    return EXIT_OK
 
 
 @cli.command()
@@ -446,13 +312,13 @@ def demo(scale: int, seed: int, out_dir: Path, **options: Any) -> int:
         old.unlink()
     click.echo(f"Starting the HubSpot and Salesforce emulators with {scale:,} synthetic "
                f"people (seed {seed})...")
-    box, info = _start_sandbox(scale=scale, seed=seed, directory=out_dir / "ca",
+    box, info = start_sandbox(scale=scale, seed=seed, directory=out_dir / "ca",
                                hubspot_limits="enterprise")
     try:
         click.echo(f"HubSpot emulator at {info.hubspot_url}, Salesforce at {info.salesforce_url}")
-        _print_counts(info.counts)
+        print_counts(info.counts)
         config = out_dir / "demo.toml"
-        _write_atomically(config, box.config_text(info, store_path="syncd.db"))
+        write_atomically(config, box.config_text(info, store_path="syncd.db"))
         click.echo(f"\nRunning one pass of syncd (config {config})...")
         code = _pass({**options, "config_file": str(config)}, since=None, full=False,
                      dry_run=False)
@@ -467,7 +333,7 @@ def _demo_reports(config: Path, out_dir: Path) -> None:
     lifecycle = load_definitions(settings.sync.mappings).lifecycle
     now = datetime.now(UTC)
     console = wide_console()
-    with _existing_store(settings) as store:
+    with existing_store(settings) as store:
         print_status(console, store)
         for name, model in (("funnel", None), ("attribution", "w_shaped")):
             console.print(report_command(store, name, model=model, fmt="table", out=None,
@@ -479,41 +345,6 @@ def _demo_reports(config: Path, out_dir: Path) -> None:
     for page in pages:
         click.echo(f"  {page}")
     click.echo(f"Explore further: syncd status|plan|errors|report ... --config {config}")
-
-
-def _start_sandbox(**arguments: Any) -> tuple[Any, Any]:
-    """The sandbox found through its entry point, started: `(sandbox, info)`."""
-    factory = registry.load(registry.SANDBOXES, "default")
-    box = factory(**arguments)
-    try:
-        return box, box.start()
-    except BaseException:
-        box.stop()
-        raise
-
-
-def _print_counts(counts: Mapping[str, int]) -> None:
-    table = Table(title="Seeded org", show_header=True)
-    table.add_column("what")
-    table.add_column("records", justify="right")
-    for name, count in counts.items():
-        table.add_row(name, f"{count:,}")
-    wide_console().print(table)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,7 +1,7 @@
 """`syncd report funnel|handoff|attribution`: the figures both teams share, computed from the
 unified dataset by pure functions over the rows `syncd.store.reports` reads, returned as plain
-frozen dataclasses, and rendered as a terminal table (rich), CSV or a self-contained HTML page
-(`syncd.report_html`).
+frozen dataclasses, and rendered as a terminal table (`syncd.report_table`), CSV
+(`syncd.report_csv`) or a self-contained HTML page (`syncd.report_html`).
 
 - funnel: people per current stage; of the people who entered a stage, how many entered the
   next one or a later one (a jump from lead to customer passes through every stage between);
@@ -14,8 +14,6 @@ frozen dataclasses, and rendered as a terminal table (rich), CSV or a self-conta
 
 from __future__ import annotations
 
-import csv
-import io
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -24,20 +22,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from rich.console import Console
-from rich.table import Table
-
 from syncd.attribution import MODELS
+from syncd.cli_options import write_atomically
 from syncd.errors import UsageError
 from syncd.mapping_files import suggestion
 from syncd.stages import LifecycleSettings
-from syncd.store import Store, iso, parse_iso
+from syncd.store import Store, parse_iso
 from syncd.store.reports import AttributionSum, HandoffRow, PersonRow, StageEntry
 
 REPORTS = ("funnel", "handoff", "attribution")
 FORMATS = ("table", "csv", "html")
 UNKNOWN = "unknown"
-TABLE_BREACHES = 50  # breaches listed on a terminal
 
 # funnel ------------------------------------------------------------------------------------
 
@@ -330,7 +325,7 @@ def _columns_sum(rows: Iterable[tuple[float, ...]]) -> tuple[float, ...]:
     return _cents(sum(column) for column in zip(*rows, strict=True))
 
 
-# formatting ----------------------------------------------------------------------------------
+# formatting, shared by the renderers -------------------------------------------------------
 
 
 def percent(value: float | None) -> str:
@@ -349,230 +344,14 @@ def stamp(value: datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
-# terminal tables -----------------------------------------------------------------------------
-
-
-def funnel_table(report: Funnel) -> str:
-    stages = Table(title=f"Funnel: {report.people} people with a stage", title_justify="left")
-    for heading in ("Stage", "People now", "Reached", "To next", "Median days to next"):
-        stages.add_column(heading, justify="left" if heading == "Stage" else "right")
-    for line in report.stages:
-        stages.add_row(
-            line.label,
-            str(line.people),
-            str(line.reached),
-            percent(line.conversion),
-            f"{number(line.median_days)} (n={line.timed})" if line.timed else "-",
-        )
-    note = f"{report.without_stage} people have no stage in the list (HubSpot `other`)."
-    return _rendered(
-        stages,
-        _slices_table("By month of entry: people who reached each stage", "Month", report),
-        _slices_table("By original source: people who reached each stage", "Source", report),
-        note,
-    )
-
-
-def _slices_table(title: str, heading: str, report: Funnel) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column(heading)
-    table.add_column("People", justify="right")
-    for line in report.stages:
-        table.add_column(line.label, justify="right")
-    slices = report.cohorts if heading == "Month" else report.sources
-    for group in slices:
-        table.add_row(group.group, str(group.people), *(str(n) for n in group.reached))
-    return table
-
-
-def handoff_table(report: HandoffReport) -> str:
-    summary = Table(title="Hand-off to sales", title_justify="left", show_header=False)
-    for name, value in (
-        ("MQLs handed off", str(report.handed_off)),
-        ("First sales touch made", str(report.touched)),
-        ("Median hours to first touch", number(report.median_hours)),
-        (f"SLA breaches ({number(report.sla_hours, 0)} h)", str(len(report.breaches))),
-    ):
-        summary.add_row(name, value)
-    owners = Table(title="By owner", title_justify="left")
-    for heading in ("Owner", "Handed off", "Touched", "Breaches"):
-        owners.add_column(heading, justify="left" if heading == "Owner" else "right")
-    for owner in report.owners:
-        owners.add_row(owner.owner, str(owner.handed_off), str(owner.touched), str(owner.breaches))
-    shown = latest_breaches(report, TABLE_BREACHES)
-    breaches = Table(title=f"SLA breaches, latest {len(shown)}", title_justify="left")
-    breaches.add_column("Person", overflow="fold")
-    for heading in ("Owner", "Qualified", "Due", "First touch", "State"):
-        breaches.add_column(heading)
-    for line in shown:
-        breaches.add_row(
-            line.email or line.person_id,
-            line.owner,
-            stamp(line.qualified_at),
-            stamp(line.due_at),
-            stamp(line.first_touch_at),
-            line.state,
-        )
-    more = len(report.breaches) - len(shown)
-    note = f"{more} earlier breaches not shown; `--format csv` lists every hand-off." * bool(more)
-    return _rendered(summary, owners, breaches, note, width=140)
-
-
 def latest_breaches(report: HandoffReport, limit: int) -> list[HandoffLine]:
     """The breaches of the most recently qualified people: the ones sales can still act on.
     A list of thousands helps nobody on a terminal or a page; the CSV holds them all."""
     return sorted(report.breaches, key=lambda line: line.qualified_at, reverse=True)[:limit]
 
 
-def attribution_table(report: Attribution) -> str:
-    if not report.models:
-        return "No attribution credits yet: run `syncd run --once` first.\n"
-    return _rendered(
-        _money_table("Revenue (won) by campaign", report, "revenue"),
-        _money_table("Pipeline (open) by campaign", report, "pipeline"),
-        _money_table("Marketing against sales touches", report, "both"),
-        width=max(120, 40 + 16 * len(report.models)),
-    )
-
-
-def _money_table(title: str, report: Attribution, measure: str) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("Campaign / label")
-    table.add_column("Touch")
-    for model in report.models:
-        table.add_column(model, justify="right")
-    if measure == "both":
-        for total in (report.total(False), report.total(True)):
-            table.add_row(total.label, "revenue", *(money(v) for v in total.revenue))
-            table.add_row(total.label, "pipeline", *(money(v) for v in total.pipeline))
-        return table
-    for line in report.lines:
-        values = line.revenue if measure == "revenue" else line.pipeline
-        table.add_row(line.label, _touch_kind(line), *(money(v) for v in values))
-    return table
-
-
-def _touch_kind(line: CampaignLine) -> str:
+def touch_kind(line: CampaignLine) -> str:
     return "sales" if line.sales else "marketing"
-
-
-def _rendered(*parts: Table | str, width: int = 120) -> str:
-    # Labels and names are data, not markup: "[Webinar] Q3" must print as typed.
-    console = Console(
-        file=io.StringIO(),
-        width=width,
-        color_system=None,
-        highlight=False,
-        markup=False,
-        emoji=False,
-    )
-    for part in parts:
-        console.print(part)
-    text = console.file.getvalue()  # type: ignore[attr-defined]
-    return str(text)
-
-
-# CSV: one tidy table per report, numbers unformatted -------------------------------------------
-
-
-def funnel_csv(report: Funnel) -> str:
-    rows: list[list[object]] = [
-        [
-            "stage",
-            "all",
-            line.stage,
-            line.label,
-            line.people,
-            line.reached,
-            _ratio(line.conversion),
-            _ratio(line.median_days, 2),
-            line.timed,
-        ]
-        for line in report.stages
-    ]
-    for section, slices in (("month", report.cohorts), ("source", report.sources)):
-        for group in slices:
-            for k, line in enumerate(report.stages):
-                rows.append(
-                    [
-                        section,
-                        group.group,
-                        line.stage,
-                        line.label,
-                        group.at_stage[k],
-                        group.reached[k],
-                        _ratio(group.conversion(k)),
-                        "",
-                        "",
-                    ]
-                )
-    header = [
-        "section",
-        "group",
-        "stage",
-        "label",
-        "people_now",
-        "reached",
-        "conversion_to_next",
-        "median_days_to_next",
-        "timed",
-    ]
-    return _csv(header, rows)
-
-
-def handoff_csv(report: HandoffReport) -> str:
-    header = [
-        "person_id",
-        "email",
-        "lead_id",
-        "owner",
-        "qualified_at",
-        "due_at",
-        "first_touch_at",
-        "first_touch",
-        "hours_to_first_touch",
-        "state",
-        "breached",
-    ]
-    rows: list[list[object]] = [
-        [
-            line.person_id,
-            line.email or "",
-            line.lead_id or "",
-            line.owner,
-            iso(line.qualified_at),
-            iso(line.due_at),
-            iso(line.first_touch_at) if line.first_touch_at else "",
-            line.first_touch or "",
-            _ratio(line.hours_to_first_touch, 2),
-            line.state,
-            int(line.breached),
-        ]
-        for line in report.lines
-    ]
-    return _csv(header, rows)
-
-
-def attribution_csv(report: Attribution) -> str:
-    header = ["label", "touch", "model", "pipeline", "revenue"]
-    rows: list[list[object]] = [
-        [line.label, _touch_kind(line), model, f"{line.pipeline[i]:.2f}", f"{line.revenue[i]:.2f}"]
-        for line in report.lines
-        for i, model in enumerate(report.models)
-    ]
-    return _csv(header, rows)
-
-
-def _ratio(value: float | None, digits: int = 4) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
-
-
-def _csv(header: list[str], rows: list[list[object]]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
 
 
 # the command ---------------------------------------------------------------------------------
@@ -593,24 +372,36 @@ def report_command(
     """`syncd report NAME`: what to print (the table or the CSV or the HTML), or, with
     `out`, the path the report was written to."""
     _check(name, fmt, model)
-    # Imported here: report_html renders this module's dataclasses, so it imports this module.
-    from syncd import report_html
+    # Imported here: the renderers draw this module's dataclasses, so they import this module.
+    from syncd import report_csv, report_html, report_table
 
     reports = store.reports
     if name == "funnel":
         built = funnel(reports.people(), reports.stage_entries(), lifecycle, now)
-        text = _format(built, fmt, funnel_table, funnel_csv, report_html.funnel_page)
+        text = _format(
+            built, fmt, report_table.funnel_table, report_csv.funnel_csv, report_html.funnel_page
+        )
     elif name == "handoff":
         handoffs = handoff(reports.handoffs(), lifecycle.sla_hours, now)
-        text = _format(handoffs, fmt, handoff_table, handoff_csv, report_html.handoff_page)
+        text = _format(
+            handoffs,
+            fmt,
+            report_table.handoff_table,
+            report_csv.handoff_csv,
+            report_html.handoff_page,
+        )
     else:
         credited = attribution(reports.attribution_sums(model), now, model)
         text = _format(
-            credited, fmt, attribution_table, attribution_csv, report_html.attribution_page
+            credited,
+            fmt,
+            report_table.attribution_table,
+            report_csv.attribution_csv,
+            report_html.attribution_page,
         )
     if out is None:
         return text
-    _write(out, text)
+    write_atomically(out, text)
     return str(out)
 
 
@@ -635,11 +426,3 @@ def _check(name: str, fmt: str, model: str | None) -> None:
             f'--model "{model}" is not an attribution model; use one of {", ".join(MODELS)}.'
             f"{suggestion(model, MODELS)}"
         )
-
-
-def _write(path: Path, text: str) -> None:
-    """Written whole or not at all: a reader never opens half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)

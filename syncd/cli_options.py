@@ -1,0 +1,93 @@
+"""What the commands share: the options every command takes, the settings and the store they
+open, the ISO instant `--since` parses, and the whole-or-nothing write of a file they output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from syncd.config import Settings, config_path, load_settings
+from syncd.errors import UsageError
+from syncd.log import configure
+from syncd.model import utc
+from syncd.store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(command: F) -> F:
+    """`--config`, `--log-level` and `--log-format`, which every command takes."""
+    command = click.option(
+        "--config",
+        "config_file",
+        metavar="PATH",
+        help="Config file (default ./config.toml, or env SYNCD_CONFIG).",
+    )(command)
+    command = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+        help="Least severe log lines to print (to stderr).",
+    )(command)
+    command = click.option(
+        "--log-format",
+        type=click.Choice(["keyvalue", "json"]),
+        default="keyvalue",
+        show_default=True,
+        help="key=value lines for people, json for containers.",
+    )(command)
+    return command
+
+
+def settings_for(options: Mapping[str, Any], *, require_credentials: bool = True) -> Settings:
+    """Load the config named by the command's options, then log with its secrets redacted."""
+    configure(options["log_level"], options["log_format"])
+    settings = load_settings(
+        config_path(options["config_file"]), require_credentials=require_credentials
+    )
+    configure(options["log_level"], options["log_format"], settings.secrets())
+    return settings
+
+
+@contextmanager
+def existing_store(settings: Settings) -> Iterator[Store]:
+    if not settings.store.path.exists():
+        raise UsageError(f"No store at {settings.store.path} yet: run `syncd run --once` first.")
+    store = Store(settings.store.path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+class IsoInstant(click.ParamType):  # type: ignore[type-arg]
+    """An ISO 8601 date or date-time; naive values are UTC."""
+
+    name = "ISO"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
+        except ValueError:
+            self.fail(
+                f'"{value}" is not an ISO date or date-time such as 2026-01-31 or '
+                f"2026-01-31T08:00:00Z",
+                param,
+                ctx,
+            )
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Written whole or not at all: a reader never opens half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)

@@ -1,0 +1,119 @@
+"""`syncd sandbox`: both CRM emulators seeded with a synthetic org, found through the sandbox
+entry point, and a config that points syncd at them; `syncd demo` starts them the same way."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from syncd import registry
+from syncd.cli_options import common_options, write_atomically
+from syncd.console import wide_console
+from syncd.errors import EXIT_OK
+from syncd.log import configure
+
+
+@click.command()
+@click.option(
+    "--scale",
+    type=click.IntRange(100, 1_000_000),
+    default=1000,
+    show_default=True,
+    help="People in the synthetic org.",
+)
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Same seed, same org, record for record."
+)
+@click.option(
+    "--config-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("sandbox.toml"),
+    show_default=True,
+    help="Where to write a syncd config that points at the emulators.",
+)
+@click.option(
+    "--hubspot-limits",
+    type=click.Choice(["enterprise", "unlimited"]),
+    default="enterprise",
+    show_default=True,
+    help="HubSpot rate limits: an Enterprise portal's (190/10 s, 5 searches/s) or none.",
+)
+@click.option(
+    "--hubspot-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port for the HubSpot emulator (default: any free port).",
+)
+@click.option(
+    "--salesforce-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port for the Salesforce emulator (default: any free port).",
+)
+@common_options
+def sandbox(
+    scale: int,
+    seed: int,
+    config_out: Path,
+    hubspot_limits: str,
+    hubspot_port: int,
+    salesforce_port: int,
+    **options: Any,
+) -> int:
+    """Start both emulators seeded with a synthetic org, write a config pointing at them, and
+    serve until interrupted (Ctrl-C or SIGTERM)."""
+    configure(options["log_level"], options["log_format"])
+    box, info = start_sandbox(
+        scale=scale,
+        seed=seed,
+        directory=config_out.parent / f"{config_out.stem}-ca",
+        hubspot_limits=hubspot_limits,
+        port_hubspot=hubspot_port,
+        port_salesforce=salesforce_port,
+    )
+    try:
+        write_atomically(config_out, box.config_text(info))
+        click.echo(f"HubSpot emulator:    {info.hubspot_url}")
+        click.echo(f"Salesforce emulator: {info.salesforce_url}")
+        click.echo(f"CA certificate:      {info.ca_path}")
+        click.echo(f"Config written to:   {config_out}  (syncd --config {config_out} ...)")
+        print_counts(info.counts)
+        click.echo("Serving until interrupted (Ctrl-C).")
+        _wait_for_signal()
+    finally:
+        box.stop()
+    return EXIT_OK
+
+
+def start_sandbox(**arguments: Any) -> tuple[Any, Any]:
+    """The sandbox found through its entry point, started: `(sandbox, info)`."""
+    factory = registry.load(registry.SANDBOXES, "default")
+    box = factory(**arguments)
+    try:
+        return box, box.start()
+    except BaseException:
+        box.stop()
+        raise
+
+
+def print_counts(counts: Mapping[str, int]) -> None:
+    table = Table(title="Seeded org", show_header=True)
+    table.add_column("what")
+    table.add_column("records", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    wide_console().print(table)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(0.5):
+        pass
