@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from syncd.lifecycle import crm_instant
 from syncd.stages import LifecycleSettings
-from syncd.store import Store, iso, parse_iso
+from syncd.store import Store, iso
 from syncd.store.lifecycle import Handoff
 
 _INITIAL_STATUS = "handoff_initial_status"  # the Lead Status the open hand-offs were read with
@@ -51,8 +52,9 @@ class HandoffTracker:
             before = (handoff.lead_id, handoff.owner_id, handoff.first_touch_at)
             handoff.lead_id, handoff.owner_id = lead_id, data.get("OwnerId")
             first = touches.get(lead_id)
-            if first is not None and _iso(first[0]) >= handoff.qualified_at:
-                handoff.first_touch_at, handoff.first_touch = _iso(first[0]), first[1]
+            first_at = crm_instant(first[0]) if first is not None else None
+            if first is not None and first_at is not None and first_at >= handoff.qualified_at:
+                handoff.first_touch_at, handoff.first_touch = first_at, first[1]
             elif data.get("Status") not in (None, self.settings.initial_status):
                 handoff.first_touch_at = handoff.first_touch_at or record["updated_at"]
                 handoff.first_touch = handoff.first_touch or f"Status {data.get('Status')}"
@@ -61,8 +63,3 @@ class HandoffTracker:
         with self.store.transaction():
             lifecycle.save_handoffs(changed, self.run)
             unified.set_state(_INITIAL_STATUS, self.settings.initial_status)
-
-
-def _iso(salesforce_time: str) -> str:
-    """`2026-01-02T03:04:05.000+0000` in the store's ISO form."""
-    return iso(parse_iso(salesforce_time.replace("+0000", "+00:00")))

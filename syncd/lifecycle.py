@@ -60,7 +60,7 @@ class Signal:
     @property
     def at(self) -> str:
         if self._at is None:
-            self._at = _instant(self._raw) or self._default
+            self._at = crm_instant(self._raw) or self._default
         return self._at
 
 
@@ -273,7 +273,7 @@ class StageDeriver:
             if any(o.is_won or not o.is_closed for o in opportunities):
                 return None
             last = max(opportunities, key=lambda o: (o.close_date or "", o.id))
-            closed = _instant(last.close_date)
+            closed = crm_instant(last.close_date)
             if closed and parse_iso(closed) <= self.now - timedelta(days=rule.lost_after_days):
                 return f"{last.id}:{last.close_date}"
         return None
@@ -314,8 +314,9 @@ def _opportunity(entity: Entity) -> Opportunity:
     )
 
 
-def _instant(value: Any) -> str | None:
-    """An ISO UTC instant from a CRM's date, date-time or epoch-ms value."""
+def crm_instant(value: Any) -> str | None:
+    """An ISO UTC instant from a CRM's date, date-time or epoch-ms value; None for a blank or
+    a value that is not one."""
     if value is None or value == "":
         return None
     text = str(value)
