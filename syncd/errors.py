@@ -24,8 +24,8 @@ class SyncdError(Exception):
         return [str(self)]
 
 
-class ConfigError(SyncdError):
-    """The config file or the environment is wrong; lists every problem at once."""
+class ProblemsError(SyncdError):
+    """Bad input with every problem found at once: one line each, exit code 2."""
 
     exit_code = EXIT_USAGE
 
@@ -35,6 +35,10 @@ class ConfigError(SyncdError):
 
     def lines(self) -> list[str]:
         return list(self.problems)
+
+
+class ConfigError(ProblemsError):
+    """The config file or the environment is wrong; lists every problem at once."""
 
 
 class UsageError(SyncdError):
@@ -43,17 +47,8 @@ class UsageError(SyncdError):
     exit_code = EXIT_USAGE
 
 
-class MappingError(SyncdError):
+class MappingError(ProblemsError):
     """A mapping file is wrong: file, section, key, the value and a suggestion."""
-
-    exit_code = EXIT_USAGE
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
-
-    def lines(self) -> list[str]:
-        return list(self.problems)
 
 
 class ConnectorError(SyncdError):
