@@ -107,7 +107,7 @@ def time_stages() -> None:
     import syncd.pipeline as pipeline
     from syncd.handoff import HandoffTracker
     from syncd.lifecycle import StageDeriver
-    from syncd.plan import Planner
+    from syncd.planner import Planner
     from syncd.reconcile import Reconciler
 
     Reconciler.reconcile = stage_timer(  # type: ignore[method-assign]

@@ -53,7 +53,7 @@ STAGES = (
     ("syncd.reconcile", "Reconciler", "reconcile"),
     ("syncd.lifecycle", "StageDeriver", "people_touched_by"),
     ("syncd.lifecycle", "StageDeriver", "derive"),
-    ("syncd.plan", "Planner", "plan"),
+    ("syncd.planner", "Planner", "plan"),
     ("syncd.handoff", "HandoffTracker", "record_planned"),
     ("syncd.handoff", "HandoffTracker", "refresh"),
 )

@@ -32,7 +32,7 @@ from syncd.identity import spec_for
 from syncd.lifecycle import RECONCILED_THROUGH, StageDeriver
 from syncd.log import event
 from syncd.model import Page, Usage
-from syncd.plan import Planner
+from syncd.planner import Planner
 from syncd.push import PushReport, push
 from syncd.readahead import Interleaved
 from syncd.reconcile import KindReport, Reconciler

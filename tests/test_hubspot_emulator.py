@@ -597,7 +597,7 @@ def test_clicks_added_out_of_order_are_served_newest_first_with_campaign_counter
 def test_timestamps_read_as_isoformat_in_utc_with_milliseconds_and_z() -> None:
     from datetime import timezone
 
-    from connectors.hubspot.portal import iso_ms
+    from connectors.hubspot.portal_schema import iso_ms
 
     zone = timezone(timedelta(hours=9))
     for moment in (T0, T0.replace(microsecond=5_999), T0.astimezone(zone),

@@ -2,11 +2,10 @@
 associations, forms with their submissions, and marketing-email campaigns with click events.
 
 `Portal` is both the emulator's data and the seeding/inspection API used by the sandbox and
-by tests. It is built for scale (1,000,000 contacts in memory, seeded in seconds): a record is
-one small object holding a plain `dict` of string values, ids are increasing integers kept in
-sorted lists so that list paging resumes by bisection, and unique values (email, `syncd_id`)
-are indexed. Wire formats live in `emulator.py` and its `emulator_*.py` endpoint modules; filter
-evaluation in `search.py`.
+by tests. It is built for scale (1,000,000 contacts in memory, seeded in seconds). Its schema
+and value formats live in `portal_schema.py`, its record tables and event logs in
+`portal_tables.py` (the names other modules use are re-exported here); wire formats in
+`emulator.py` and its `emulator_*.py` endpoint modules; filter evaluation in `search.py`.
 """
 
 from __future__ import annotations
@@ -16,59 +15,59 @@ import functools
 import itertools
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Concatenate, Generic, NamedTuple, ParamSpec, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Concatenate, ParamSpec, TypeVar
 
-from connectors.loopback import utc_millis
+from connectors.hubspot.portal_schema import (
+    DEAL_STAGES,
+    DEFAULT_PROPERTIES,
+    INVERSE_TYPE,
+    LIFECYCLE_STAGES,
+    MODIFIED_PROPERTY,
+    OBJECT_TYPE_IDS,
+    PRIMARY_TYPE,
+    SINGULAR,
+    UNLABELED_TYPE,
+    PropertyDef,
+    _label_of,
+    canonical_date,
+    canonical_datetime,
+    canonical_type,
+    epoch_ms,
+    iso_ms,
+)
+from connectors.hubspot.portal_tables import (
+    Click,
+    CrmRecord,
+    EmailCampaign,
+    EventLog,
+    Form,
+    ObjectTable,
+    Submission,
+    stored_value,
+)
 
-OBJECT_TYPE_IDS = {"contacts": "0-1", "companies": "0-2", "deals": "0-3"}
-SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
-_ALIASES = {
-    **{name: name for name in OBJECT_TYPE_IDS},
-    **{type_id: name for name, type_id in OBJECT_TYPE_IDS.items()},
-    **{singular: name for name, singular in SINGULAR.items()},
-}
-
-# Contacts keep the legacy name; companies and deals use the hs_ one (reference 1.2).
-MODIFIED_PROPERTY = {
-    "contacts": "lastmodifieddate",
-    "companies": "hs_lastmodifieddate",
-    "deals": "hs_lastmodifieddate",
-}
-# Returned when a read names no `properties` (reference 1.2).
-DEFAULT_PROPERTIES = {
-    "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate",
-                 "lastname"),
-    "companies": ("createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"),
-    "deals": ("amount", "closedate", "createdate", "dealname", "dealstage",
-              "hs_lastmodifieddate", "hs_object_id", "pipeline"),
-}
-LIFECYCLE_STAGES = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead",
-                    "opportunity", "customer", "evangelist", "other")
-ANALYTICS_SOURCES = ("ORGANIC_SEARCH", "PAID_SEARCH", "EMAIL_MARKETING", "SOCIAL_MEDIA",
-                     "REFERRALS", "OTHER_CAMPAIGNS", "DIRECT_TRAFFIC", "OFFLINE", "PAID_SOCIAL")
-DEAL_STAGES = (("appointmentscheduled", "Appointment Scheduled", "0.2", False),
-               ("qualifiedtobuy", "Qualified To Buy", "0.4", False),
-               ("presentationscheduled", "Presentation Scheduled", "0.6", False),
-               ("decisionmakerboughtin", "Decision Maker Bought-In", "0.8", False),
-               ("contractsent", "Contract Sent", "0.9", False),
-               ("closedwon", "Closed Won", "1.0", True),
-               ("closedlost", "Closed Lost", "0.0", True))
-
-# HubSpot-defined association type ids (reference 1.5): (from, to) -> unlabeled, primary.
-UNLABELED_TYPE = {
-    ("contacts", "companies"): 279, ("companies", "contacts"): 280,
-    ("deals", "companies"): 341, ("companies", "deals"): 342,
-    ("contacts", "deals"): 4, ("deals", "contacts"): 3,
-    ("contacts", "contacts"): 449, ("companies", "companies"): 450, ("deals", "deals"): 451,
-}
-PRIMARY_TYPE = {("contacts", "companies"): 1, ("companies", "contacts"): 2,
-                ("deals", "companies"): 5, ("companies", "deals"): 6}
-_INVERSE_PAIRS = ((279, 280), (1, 2), (341, 342), (5, 6), (4, 3), (449, 449), (450, 450),
-                  (451, 451), (13, 14))
-INVERSE_TYPE = {a: b for a, b in _INVERSE_PAIRS} | {b: a for a, b in _INVERSE_PAIRS}
+# The names other modules import from here (they moved to portal_schema / portal_tables).
+__all__ = [
+    "DEAL_STAGES",
+    "DEFAULT_PROPERTIES",
+    "LIFECYCLE_STAGES",
+    "MODIFIED_PROPERTY",
+    "OBJECT_TYPE_IDS",
+    "PRIMARY_TYPE",
+    "SINGULAR",
+    "UNLABELED_TYPE",
+    "Click",
+    "CrmRecord",
+    "ObjectTable",
+    "Portal",
+    "PropertyDef",
+    "canonical_date",
+    "canonical_datetime",
+    "canonical_type",
+    "iso_ms",
+]
 
 
 _P = ParamSpec("_P")
@@ -85,328 +84,6 @@ def _locked(method: Callable[Concatenate[Portal, _P], _R]) -> Callable[Concatena
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-def canonical_type(name: str) -> str | None:
-    """`contacts`, `0-1` and `contact` all name the contacts object; None for others."""
-    return _ALIASES.get(name.lower())
-
-
-def iso_ms(moment: datetime) -> str:
-    """HubSpot's timestamp text: UTC, milliseconds, `Z` (`2024-01-02T03:04:05.678Z`).
-    Naive datetimes are taken as UTC."""
-    return utc_millis(moment, "Z")
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def parse_moment(text: str) -> datetime | None:
-    """A datetime from epoch milliseconds or ISO 8601 (both accepted by HubSpot), else None."""
-    text = text.strip()
-    try:
-        if text.lstrip("-").isdigit():
-            return datetime.fromtimestamp(int(text) / 1000, UTC)
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except (ValueError, OverflowError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def canonical_datetime(text: str) -> str:
-    """A datetime value as HubSpot stores it (ISO with ms and Z); unparseable text unchanged."""
-    if len(text) == 24 and text[10] == "T" and text[-1] == "Z":
-        return text  # already canonical: the hot path of every search comparison
-    moment = parse_moment(text)
-    return iso_ms(moment) if moment else text
-
-
-def canonical_date(text: str) -> str:
-    """A date value as `YYYY-MM-DD` (epoch ms of midnight UTC is also accepted)."""
-    moment = parse_moment(text)
-    return moment.date().isoformat() if moment else text
-
-
-@dataclass(slots=True)
-class PropertyDef:
-    """One property definition as the Properties API describes it (reference 1.6)."""
-
-    name: str
-    label: str
-    type: str = "string"
-    field_type: str = "text"
-    group_name: str = "contactinformation"
-    options: tuple[str, ...] = ()
-    has_unique_value: bool = False
-    read_only: bool = False
-    hubspot_defined: bool = True
-    calculated: bool = False
-    display_order: int = -1
-    description: str = ""
-    created_at: datetime = field(default_factory=lambda: datetime(2019, 8, 6, tzinfo=UTC))
-
-    def wire(self) -> dict[str, object]:
-        stamp = iso_ms(self.created_at)
-        return {
-            "name": self.name, "label": self.label, "type": self.type,
-            "fieldType": self.field_type, "groupName": self.group_name,
-            "description": self.description,
-            "options": [
-                {"label": _label_of(value), "value": value, "displayOrder": order,
-                 "hidden": False, "description": ""}
-                for order, value in enumerate(self.options)
-            ],
-            "displayOrder": self.display_order, "calculated": self.calculated,
-            "externalOptions": False, "hasUniqueValue": self.has_unique_value,
-            "hidden": False, "hubspotDefined": self.hubspot_defined,
-            "formField": not self.read_only,
-            "modificationMetadata": {
-                "archivable": not self.hubspot_defined, "readOnlyDefinition": self.hubspot_defined,
-                "readOnlyValue": self.read_only, "readOnlyOptions": self.hubspot_defined,
-            },
-            "createdAt": stamp, "updatedAt": stamp, "archived": False,
-            "dataSensitivity": "non_sensitive",
-        }
-
-
-def _label_of(value: str) -> str:
-    return value.replace("_", " ").title()
-
-
-def _builtin(object_type: str) -> dict[str, PropertyDef]:
-    """The standard properties of a fresh portal (the `syncd_*` ones are created later)."""
-    group = {"contacts": "contactinformation", "companies": "companyinformation",
-             "deals": "dealinformation"}[object_type]
-    modified = MODIFIED_PROPERTY[object_type]
-    common = [
-        PropertyDef("hs_object_id", "Record ID", "number", "number", group, read_only=True),
-        PropertyDef("createdate", "Create Date", "datetime", "date", group, read_only=True),
-        PropertyDef(modified, "Last Modified Date", "datetime", "date", group, read_only=True),
-        PropertyDef("hs_merged_object_ids", "Merged Record IDs", "enumeration", "checkbox",
-                    group, read_only=True),
-        PropertyDef("hubspot_owner_id", "Owner", "enumeration", "select", group),
-    ]
-    specific = {
-        "contacts": [
-            PropertyDef("email", "Email", group_name=group),
-            PropertyDef("firstname", "First Name", group_name=group),
-            PropertyDef("lastname", "Last Name", group_name=group),
-            PropertyDef("jobtitle", "Job Title", group_name=group),
-            PropertyDef("phone", "Phone Number", "string", "phonenumber", group),
-            PropertyDef("company", "Company Name", group_name=group),
-            PropertyDef("website", "Website URL", group_name=group),
-            PropertyDef("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", group,
-                        LIFECYCLE_STAGES),
-            PropertyDef("hs_lead_status", "Lead Status", "enumeration", "radio", group,
-                        ("NEW", "OPEN", "IN_PROGRESS", "OPEN_DEAL", "UNQUALIFIED",
-                         "ATTEMPTED_TO_CONTACT", "CONNECTED", "BAD_TIMING")),
-            PropertyDef("hs_analytics_source", "Original Source", "enumeration", "select",
-                        "analyticsinformation", ANALYTICS_SOURCES, read_only=True),
-            PropertyDef("hs_analytics_source_data_1", "Original Source Drill-Down 1",
-                        group_name="analyticsinformation", read_only=True),
-            PropertyDef("hs_analytics_source_data_2", "Original Source Drill-Down 2",
-                        group_name="analyticsinformation", read_only=True),
-            *(PropertyDef(f"hs_lifecyclestage_{stage}_date", f"Became a {stage} Date",
-                          "datetime", "date", group, read_only=True)
-              for stage in LIFECYCLE_STAGES),
-        ],
-        "companies": [
-            PropertyDef("name", "Company name", group_name=group),
-            PropertyDef("domain", "Company Domain Name", group_name=group),
-            PropertyDef("website", "Website URL", group_name=group),
-            PropertyDef("industry", "Industry", group_name=group),
-            PropertyDef("phone", "Phone Number", "string", "phonenumber", group),
-            PropertyDef("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", group,
-                        LIFECYCLE_STAGES),
-        ],
-        "deals": [
-            PropertyDef("dealname", "Deal Name", group_name=group),
-            PropertyDef("amount", "Amount", "number", "number", group),
-            PropertyDef("closedate", "Close Date", "datetime", "date", group),
-            PropertyDef("dealstage", "Deal Stage", "enumeration", "radio", group,
-                        tuple(stage for stage, *_ in DEAL_STAGES)),
-            PropertyDef("pipeline", "Pipeline", "enumeration", "select", group, ("default",)),
-            PropertyDef("hs_is_closed", "Is Deal Closed?", "bool", "booleancheckbox", group,
-                        ("true", "false"), read_only=True, calculated=True),
-        ],
-    }[object_type]
-    return {prop.name: prop for prop in common + specific}
-
-
-@dataclass(slots=True)
-class CrmRecord:
-    """One contact, company or deal. `properties` holds only non-blank string values."""
-
-    id: str
-    properties: dict[str, str]
-    created_at: datetime
-    updated_at: datetime
-    archived_at: datetime | None = None
-    merged_into: str | None = None
-
-    @property
-    def archived(self) -> bool:
-        return self.archived_at is not None
-
-
-def _unique_key(name: str, value: str) -> str:
-    # Emails are matched case-insensitively; other unique values exactly.
-    return value.strip().lower() if name == "email" else value
-
-
-class ObjectTable:
-    """One object type: records by id, ids in order (live and archived), unique indexes."""
-
-    def __init__(self, object_type: str) -> None:
-        self.object_type = object_type
-        self.schema = _builtin(object_type)
-        self.records: dict[str, CrmRecord] = {}
-        self.live: list[int] = []
-        self.archived: list[int] = []
-        self.unique: dict[str, dict[str, str]] = {"email": {}} if object_type == "contacts" else {}
-        self.version = 0  # bumped on every write: search caches key on it
-
-    def unique_names(self) -> list[str]:
-        return list(self.unique)
-
-    def find(self, key: str, id_property: str | None = None) -> CrmRecord | None:
-        """The record whose id (or unique `id_property` value) is `key`, archived included."""
-        if id_property in (None, "", "hs_object_id"):
-            return self.records.get(key)
-        index = self.unique.get(id_property or "")
-        if index is None:
-            return None
-        found = index.get(_unique_key(id_property or "", key))
-        return self.records.get(found) if found else None
-
-    def page(self, after: int, limit: int, archived: bool) -> tuple[list[CrmRecord], int | None]:
-        """Up to `limit` records with id >= `after`, and the cursor of the next page."""
-        ids = self.archived if archived else self.live
-        start = bisect.bisect_left(ids, after)
-        chosen = ids[start : start + limit]
-        following = ids[start + limit] if start + limit < len(ids) else None
-        return [self.records[str(n)] for n in chosen], following
-
-    def index_unique(self, record: CrmRecord) -> None:
-        for name, index in self.unique.items():
-            value = record.properties.get(name)
-            if value:
-                index[_unique_key(name, value)] = record.id
-
-    def unindex_unique(self, record: CrmRecord) -> None:
-        for name, index in self.unique.items():
-            value = record.properties.get(name)
-            if value and index.get(_unique_key(name, value)) == record.id:
-                del index[_unique_key(name, value)]
-
-    def owner_of(self, name: str, value: str) -> str | None:
-        """Id of the record already holding this unique value, if any."""
-        index = self.unique.get(name)
-        return index.get(_unique_key(name, value)) if index is not None else None
-
-    def iter_live(self) -> Iterator[CrmRecord]:
-        records = self.records
-        return (records[str(n)] for n in self.live)
-
-
-EventKey = tuple[int, int]  # (epoch ms, sequence): the order events are read in
-_E = TypeVar("_E")
-
-
-class EventLog(Generic[_E]):
-    """Events in ascending key order, read newest first by the emulator's paging.
-
-    Seeding adds events in whatever order people touch things; a sorted insert per event made
-    a large seeding quadratic, so events are appended and the log sorts itself once, on the
-    first read after an out-of-order add.
-    """
-
-    __slots__ = ("_events", "_keys", "_ordered")
-
-    def __init__(self) -> None:
-        self._keys: list[EventKey] = []
-        self._events: list[_E] = []
-        self._ordered = True
-
-    def __len__(self) -> int:
-        return len(self._keys)
-
-    def add(self, key: EventKey, event: _E) -> None:
-        if self._keys and key < self._keys[-1]:
-            self._ordered = False
-        self._keys.append(key)
-        self._events.append(event)
-
-    def ordered(self) -> tuple[list[EventKey], list[_E]]:
-        """The keys and the events, both ascending by key (sorted here if need be)."""
-        if not self._ordered:
-            keys = self._keys
-            order = sorted(range(len(keys)), key=keys.__getitem__)
-            self._keys = [keys[i] for i in order]
-            self._events = [self._events[i] for i in order]
-            self._ordered = True
-        return self._keys, self._events
-
-
-class Submission(NamedTuple):
-    """One form submission, compact: `wire()` builds the legacy API's JSON when it is read."""
-
-    conversion_id: str
-    submitted_at: int  # epoch ms
-    page_url: str
-    values: tuple[tuple[str, str], ...]
-
-    def wire(self) -> dict[str, object]:
-        return {"conversionId": self.conversion_id, "submittedAt": self.submitted_at,
-                "pageUrl": self.page_url,
-                "values": [{"name": name, "value": value} for name, value in self.values]}
-
-
-class Click(NamedTuple):
-    """One email CLICK event, compact: `wire()` builds the Email Events API's JSON."""
-
-    id: str
-    created: int  # epoch ms
-    recipient: str
-    campaign_id: int
-    app_id: int
-    url: str
-    type: str = "CLICK"
-
-    def wire(self, portal_id: int) -> dict[str, object]:
-        sent_by = uuid.uuid5(uuid.NAMESPACE_URL, f"{self.campaign_id}/{self.recipient}")
-        return {
-            "id": self.id, "created": self.created, "type": self.type,
-            "recipient": self.recipient, "emailCampaignId": self.campaign_id,
-            "portalId": portal_id, "appId": self.app_id, "appName": "Batch", "url": self.url,
-            "sentBy": {"id": str(sent_by), "created": self.created},
-            "browser": {"name": "Google Chrome", "family": "Google Chrome", "type": "Browser"},
-            "location": {"country": "UNITED STATES", "state": "", "city": ""},
-            "userAgent": "Mozilla/5.0", "deviceType": "COMPUTER", "filteredEvent": False,
-        }
-
-
-@dataclass(slots=True)
-class Form:
-    id: str
-    name: str
-    created_at: datetime
-    submissions: EventLog[Submission] = field(default_factory=EventLog)
-
-
-@dataclass(slots=True)
-class EmailCampaign:
-    """A marketing email, with the click counters its campaign endpoint reports (kept as
-    clicks are added, so that reading a campaign does not scan every click)."""
-
-    id: int
-    name: str
-    subject: str
-    app_id: int = 113
-    clicks: int = 0
-    recipients: set[str] = field(default_factory=set)
-    last_click: int = 0
 
 
 class Portal:
@@ -450,7 +127,7 @@ class Portal:
         stamp = iso_ms(moment)
         values = {k: v for k, v in properties.items() if v}
         if "email" in values:
-            values["email"] = _stored("email", values["email"])
+            values["email"] = stored_value("email", values["email"])
         values["hs_object_id"] = record_id
         values.setdefault("createdate", stamp)
         values[MODIFIED_PROPERTY[table.object_type]] = stamp
@@ -482,7 +159,7 @@ class Portal:
             if value in (None, ""):
                 values.pop(name, None)
             else:
-                values[name] = _stored(name, str(value))
+                values[name] = stored_value(name, str(value))
         values[MODIFIED_PROPERTY[table.object_type]] = iso_ms(moment)
         record.updated_at = moment
         if touches_unique:
@@ -522,7 +199,7 @@ class Portal:
         for name, value in loser_unique.items():
             # The loser's email (or syncd_id) now finds the survivor, as in HubSpot.
             if value and table.owner_of(name, value) is None:
-                table.unique[name][_unique_key(name, value)] = primary_id
+                table.unique[name][stored_value(name, value)] = primary_id
         self.write(table, primary, {"hs_merged_object_ids": ";".join(merged)}, moment)
 
     @_locked
@@ -676,11 +353,6 @@ class Portal:
         campaign.recipients.add(recipient)
         campaign.last_click = max(campaign.last_click, key[0])
         return chosen
-
-
-def _stored(name: str, value: str) -> str:
-    """HubSpot keeps contact emails lower-cased."""
-    return value.strip().lower() if name == "email" else value
 
 
 def _remove_sorted(ids: list[int], number: int) -> None:
