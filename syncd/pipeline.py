@@ -245,13 +245,15 @@ def _sync(
         dirty["person"] |= deriver.people_touched_by(dirty.get("opportunity", set()))
         report.stages_moved = len(deriver.derive(dirty["person"]))
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
-    touches = refresh_touchpoints(store, after, run)
+    # The touched people are the credits' only input from the touchpoints, and in a backfill
+    # they are everyone with a touch: not kept past the credits.
     credits = compute_credits(
-        store, definitions.attribution, report.started_at, run, touched=touches.people
+        store, definitions.attribution, report.started_at, run,
+        touched=refresh_touchpoints(store, after, run).people,
     )
     report.attributed = len(credits.recomputed)
     dirty["opportunity"] |= credits.recomputed
-    dirty["person"] |= credits.people if not credits.full else set(unified.entity_ids("person"))
+    dirty["person"].update(credits.people if not credits.full else unified.entity_ids("person"))
     planner = Planner(store, mappings, run, at, lifecycle, definitions.attribution)
     for kind in ("account", "person"):
         report.planned[kind] = planner.plan(kind, dirty.get(kind, set()))

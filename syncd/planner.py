@@ -91,7 +91,9 @@ class Planner:
         """Replace the plan of these entities; the number of rows planned."""
         mapping = getattr(self.mappings, kind)
         spec = spec_for(mapping)
-        ids, planned = sorted(set(entity_ids)), 0
+        # A set (a pass's dirty entities, a million people in a backfill) is not copied.
+        unique = entity_ids if isinstance(entity_ids, (set, frozenset)) else set(entity_ids)
+        ids, planned = sorted(unique), 0
         with collector_paused():
             for start in range(0, len(ids), batch):
                 chunk = ids[start : start + batch]
