@@ -115,12 +115,12 @@ class Resolver:
         # What the batch knows besides the store: its match keys' entities, and which entity
         # ids exist (merged or not). Started afresh for each batch, once the one before has
         # saved its entities, so what a pass holds follows its batch, not its size (a backfill
-        # of 1,000,000 people kept about 400 MB of them). `_moved` is what the store would
-        # not say: the match keys of entities merged away in this pass, and their survivors.
+        # resolves every record). `_moved` is what the store would not say: the match keys of
+        # entities merged away in this pass, and their survivors.
         self._keys: dict[str, str] = {}
         self._moved: dict[str, str] = {}
         self._match_keys: dict[int, str | None] = {}  # the batch's records' own match keys
-        # entity id -> the entity it was merged into (None: live), as stored or made this pass;
+        # entity id -> the entity it was merged into (None: live), as stored or made this batch;
         # an id looked up and missing from it is no entity
         self._merged_into: dict[str, str | None] = {}
         self._looked_up: set[str] = set()

@@ -116,13 +116,15 @@ class StageDeriver:
             }
         return people
 
-    def derive(self, people: Iterable[str], batch: int = 2000) -> set[str]:
-        moved: set[str] = set()
-        ids = sorted(set(people))
+    def derive(self, people: Iterable[str], batch: int = 2000) -> int:
+        """Derive these people's stages; how many of them moved. A set (a pass's dirty people,
+        a million in a backfill) is not copied, nor are the moved ones kept."""
+        moved = 0
+        ids = sorted(people if isinstance(people, (set, frozenset)) else set(people))
         with collector_paused():
             for start in range(0, len(ids), batch):
                 with self.store.transaction():
-                    moved |= self._derive_chunk(ids[start : start + batch])
+                    moved += len(self._derive_chunk(ids[start : start + batch]))
         return moved
 
     def _derive_chunk(self, chunk: list[str]) -> set[str]:

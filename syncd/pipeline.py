@@ -243,7 +243,7 @@ def _sync(
     if lifecycle is not None:
         deriver = StageDeriver(store, lifecycle, spec_for(mappings.person), run, report.started_at)
         dirty["person"] |= deriver.people_touched_by(dirty.get("opportunity", set()))
-        report.stages_moved = len(deriver.derive(dirty["person"]))
+        report.stages_moved = deriver.derive(dirty["person"])
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
     # The touched people are the credits' only input from the touchpoints, and in a backfill
     # they are everyone with a touch: not kept past the credits.

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 from syncd.identity import KindSpec, resolve_all, spec_for
@@ -319,9 +320,11 @@ class Reconciler:
         for mapping in (self.mappings.account, self.mappings.person, self.mappings.opportunity):
             spec = spec_for(mapping)
             with self.store.transaction():
-                resolution = resolve_all(self.store, spec, self.run, after_run)
-            dirty = self.dirty.setdefault(mapping.entity, set())
-            dirty |= resolution.dirty
+                resolved = resolve_all(self.store, spec, self.run, after_run).dirty
+            # The resolved set itself, not a copy of it: a backfill's holds every entity.
+            dirty = self.dirty.setdefault(mapping.entity, resolved)
+            if dirty is not resolved:
+                dirty |= resolved
             reports.append(self._recompute(mapping, spec, dirty))
         with self.store.transaction():
             self.dirty["opportunity"] |= self._contact_roles(after_run)
@@ -427,10 +430,15 @@ class Reconciler:
         return {key[2]: lk.entity_id for key, lk in self.store.unified.links(wanted).items()}
 
     def _contact_roles(self, after_run: int) -> set[str]:
-        """Contact roles changed since the last pass: kept as opportunity_person rows."""
-        roles = list(
-            self.store.changed_records([("salesforce", "OpportunityContactRole")], after_run)
-        )
+        """Contact roles changed since the last pass: kept as opportunity_person rows, a batch
+        at a time (a backfill of a million people reads over a hundred thousand of them)."""
+        changed = self.store.changed_records([("salesforce", "OpportunityContactRole")], after_run)
+        dirty: set[str] = set()
+        while roles := list(islice(changed, self.batch)):
+            dirty |= self._save_roles(roles)
+        return dirty
+
+    def _save_roles(self, roles: list[dict[str, Any]]) -> set[str]:
         keys = [
             k
             for r in roles
