@@ -106,11 +106,12 @@ class StageDeriver:
 
     def _people_of(self, opportunities: set[str]) -> set[str]:
         unified = self.store.unified
-        opps = unified.entities("opportunity", opportunities)
+        # Their accounts only, not their fields: a backfill names every opportunity.
+        opps = unified.account_ids("opportunity", opportunities)
         roles = unified.roles_of(opps)
         people = {person for found in roles.values() for person, _ in found}
         if self.settings.link_mode != "contact_roles":
-            accounts = {o.account_id for o in opps.values() if o.account_id}
+            accounts = {account for account in opps.values() if account}
             people |= {
                 p for found in unified.of_accounts("person", accounts).values() for p in found
             }

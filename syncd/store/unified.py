@@ -376,6 +376,18 @@ class UnifiedStore:
             [(dumps(e.fields), e.updated_run, e.kind, e.id) for e in entities],
         )
 
+    def account_ids(self, kind: str, ids: Iterable[str]) -> dict[str, str | None]:
+        """The account of each of these entities that exists (None: it has none); their
+        fields are not read."""
+        found: dict[str, str | None] = {}
+        for chunk in _chunks(list(set(ids))):
+            marks = ",".join("?" for _ in chunk)
+            found.update(self.conn.execute(
+                f"SELECT id, account_id FROM entity WHERE kind = ? AND id IN ({marks})",
+                [kind, *chunk],
+            ))
+        return found
+
     def of_accounts(self, kind: str, accounts: Iterable[str]) -> dict[str, list[str]]:
         """Live entities of `kind` by the account they belong to."""
         found: dict[str, list[str]] = {}
