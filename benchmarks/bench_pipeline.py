@@ -61,8 +61,9 @@ SEARCHES_PER_SECOND = 5
 RSS_GOAL_MB = 500
 SHARE_GOAL = 0.90
 ALLOWANCE_SLACK = 0.10
-# The limited backfill seeds a second org and is bound by the allowance: about 10 minutes more
-# at 100,000 people, about an hour and a half at 1,000,000 (`--limited-up-to 1000000`).
+# The limited backfill seeds a second org and its pass is bound by the allowance (HubSpot calls
+# / 19 per s): about 28,000 calls at 1,000,000 people, 25 minutes of allowance before any stage
+# (`--limited-up-to 1000000` runs it there).
 LIMITED_UP_TO = 100_000
 STAGES = ("pull", "reconcile", "derive", "plan", "push")
 HUBSPOT_BATCH = 100  # batch/upsert, batch/update, v4 associations
