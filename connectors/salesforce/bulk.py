@@ -311,16 +311,10 @@ class BulkApi:
     ) -> tuple[str, bool]:
         screen = self._screen()
         value = record_id if external == "Id" else fields.get(external)
-        matches = self.org.find(sobject, external, value) if value else []
-        if len(matches) > 1:
-            raise OrgError(
-                "DUPLICATE_EXTERNAL_ID",
-                f"{external}: more than one record found for external id field: {matches}",
-                [external],
-            )
-        if matches:
-            self.org.update(sobject, matches[0], fields, screen=screen)
-            return matches[0], False
+        match = self.org.find_one(sobject, external, value) if value else None
+        if match is not None:
+            self.org.update(sobject, match, fields, screen=screen)
+            return match, False
         if external == "Id" and value:
             raise OrgError("NOT_FOUND", "The requested resource does not exist", ["Id"])
         return self.org.insert(sobject, fields, screen=screen), True

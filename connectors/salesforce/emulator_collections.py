@@ -203,17 +203,11 @@ class CollectionsApi:
     def _upsert_one(
         self, name: str, external: str, fields: dict[str, Any], key: str
     ) -> dict[str, Any]:
-        matches = self.org.find(name, external, fields[key])
-        if len(matches) > 1:
-            raise OrgError(
-                "DUPLICATE_EXTERNAL_ID",
-                f"{external}: more than one record found for external id field: {matches}",
-                [external],
-            )
-        if matches:
+        match = self.org.find_one(name, external, fields[key])
+        if match is not None:
             changes = {k: v for k, v in fields.items() if k != key}
-            self.org.update(name, matches[0], changes, screen=self._screen())
-            return {"id": matches[0], "success": True, "errors": [], "created": False}
+            self.org.update(name, match, changes, screen=self._screen())
+            return {"id": match, "success": True, "errors": [], "created": False}
         record_id = self.org.insert(name, fields, screen=self._screen())
         return {"id": record_id, "success": True, "errors": [], "created": True}
 

@@ -195,6 +195,18 @@ class Org:
             return [row["Id"]] if row is not None and not row["IsDeleted"] else []
         return table.indexes[field_name].find(value)
 
+    def find_one(self, sobject: str, field_name: str, value: object) -> str | None:
+        """The live record an upsert by this external id updates (None: it inserts); more
+        than one is Salesforce's DUPLICATE_EXTERNAL_ID."""
+        matches = self.find(sobject, field_name, value)
+        if len(matches) > 1:
+            raise OrgError(
+                "DUPLICATE_EXTERNAL_ID",
+                f"{field_name}: more than one record found for external id field: {matches}",
+                [field_name],
+            )
+        return matches[0] if matches else None
+
     def deleted_log(self, sobject: str) -> list[tuple[str, str]]:
         return list(self._table(sobject).deleted_log)
 
