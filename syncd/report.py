@@ -350,6 +350,15 @@ def latest_breaches(report: HandoffReport, limit: int) -> list[HandoffLine]:
     return sorted(report.breaches, key=lambda line: line.qualified_at, reverse=True)[:limit]
 
 
+BREACH_COLUMNS = ("Person", "Owner", "Qualified", "Due", "First touch", "State")
+
+
+def breach_cells(line: HandoffLine) -> list[str]:
+    """A breach as the terminal and the page show it, in `BREACH_COLUMNS` order."""
+    return [line.email or line.person_id, line.owner, stamp(line.qualified_at),
+            stamp(line.due_at), stamp(line.first_touch_at), line.state]
+
+
 def touch_kind(line: CampaignLine) -> str:
     return "sales" if line.sales else "marketing"
 

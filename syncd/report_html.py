@@ -9,12 +9,14 @@ from datetime import datetime
 from html import escape
 
 from syncd.report import (
+    BREACH_COLUMNS,
     Attribution,
     CampaignLine,
     Funnel,
     HandoffReport,
     Slice,
     StageLine,
+    breach_cells,
     latest_breaches,
     money,
     number,
@@ -135,18 +137,8 @@ def handoff_page(report: HandoffReport) -> str:
         ),
         f"<h2>SLA breaches, latest {len(shown)} of {len(report.breaches)}</h2>",
         _table(
-            ["Person", "Owner", "Qualified", "Due", "First touch", "State"],
-            [
-                [
-                    line.email or line.person_id,
-                    line.owner,
-                    stamp(line.qualified_at),
-                    stamp(line.due_at),
-                    stamp(line.first_touch_at),
-                    line.state,
-                ]
-                for line in shown
-            ],
+            list(BREACH_COLUMNS),
+            [breach_cells(line) for line in shown],
             text_columns=6,
         ),
     ]

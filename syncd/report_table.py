@@ -9,14 +9,15 @@ from rich.console import Console
 from rich.table import Table
 
 from syncd.report import (
+    BREACH_COLUMNS,
     Attribution,
     Funnel,
     HandoffReport,
+    breach_cells,
     latest_breaches,
     money,
     number,
     percent,
-    stamp,
     touch_kind,
 )
 
@@ -72,18 +73,11 @@ def handoff_table(report: HandoffReport) -> str:
         owners.add_row(owner.owner, str(owner.handed_off), str(owner.touched), str(owner.breaches))
     shown = latest_breaches(report, TABLE_BREACHES)
     breaches = Table(title=f"SLA breaches, latest {len(shown)}", title_justify="left")
-    breaches.add_column("Person", overflow="fold")
-    for heading in ("Owner", "Qualified", "Due", "First touch", "State"):
+    breaches.add_column(BREACH_COLUMNS[0], overflow="fold")
+    for heading in BREACH_COLUMNS[1:]:
         breaches.add_column(heading)
     for line in shown:
-        breaches.add_row(
-            line.email or line.person_id,
-            line.owner,
-            stamp(line.qualified_at),
-            stamp(line.due_at),
-            stamp(line.first_touch_at),
-            line.state,
-        )
+        breaches.add_row(*breach_cells(line))
     more = len(report.breaches) - len(shown)
     note = f"{more} earlier breaches not shown; `--format csv` lists every hand-off." * bool(more)
     return _rendered(summary, owners, breaches, note, width=140)
