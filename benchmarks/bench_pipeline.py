@@ -125,7 +125,7 @@ def time_stages() -> None:
     Planner.plan = stage_timer(  # type: ignore[method-assign]
         "plan", Planner.plan, lambda planned, _: int(planned))
     # Touchpoints and attribution credits are derived data too (ARCHITECTURE section 1).
-    for name, count in (("refresh_touchpoints", lambda found, _: len(found.people)),
+    for name, count in (("refresh_touchpoints", lambda found, _: found.written + found.dropped),
                         ("compute_credits", lambda found, _: len(found.recomputed)),
                         ("desired_writes", lambda found, _: 0)):
         if hasattr(pipeline, name):
@@ -365,8 +365,9 @@ def report(results: Sequence[ScaleResult], argv: Sequence[str]) -> str:
         "benchmark's child times the calls `run_once` makes to `Reconciler.reconcile` "
         "(records = source records reconciled), `StageDeriver.people_touched_by` + `.derive`, "
         "`refresh_touchpoints`, `compute_credits`, `desired_writes` and the hand-off's "
-        "`HandoffTracker.record_planned` + `.refresh` (records = people whose stage, "
-        "touchpoints or credits were derived), `Planner.plan` (records = outbox rows planned) "
+        "`HandoffTracker.record_planned` + `.refresh` (records = people whose stage was "
+        "derived, touchpoints written or dropped, opportunities whose credits were "
+        "recomputed), `Planner.plan` (records = outbox rows planned) "
         "and `push` (records = records applied or rejected). Other: process start, imports, "
         "store open, exit.",
         stages_table(results),

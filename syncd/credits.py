@@ -126,17 +126,25 @@ def compute_credits(
     run: int,
     *,
     touched: Iterable[str] = (),
+    everyone_touched: bool = False,
     full: bool = False,
 ) -> CreditReport:
     """Recompute the credits of every opportunity whose inputs changed since the last
     computation, in one transaction. `touched`: people whose touches `refresh_touchpoints`
-    changed (TouchReport.people). `full`: consider every opportunity (digests still decide)."""
+    changed (TouchReport.people), `everyone_touched`: and everyone with a touch (its
+    `everyone`). `full`: consider every opportunity (digests still decide).
+
+    A full computation leaves `people` empty: every person's revenue may move, and the
+    write-back takes them all (a backfill would otherwise hold every person's id here)."""
     attribution = AttributionStore(store.db.conn)
     unified = store.unified
     after = int(unified.get_state(THROUGH) or 0)
     full = full or after == 0 or unified.get_state(SETTINGS) != settings.fingerprint()
     report = CreditReport(full=full)
-    report.people |= set(touched)
+    if not full:
+        report.people |= set(touched)
+        if everyone_touched:
+            report.people |= attribution.touched_people()
     with store.transaction():
         if full:
             candidates = set(unified.entity_ids("opportunity"))
@@ -222,9 +230,8 @@ def _compute(
     # What the credits being replaced gave: the people and the labels whose revenue moves.
     before = [opp for opp in redo + gone if opp in stored]
     model = settings.written_model
-    for _, _, person in attribution.credited_touches(before, model):
-        if person:
-            report.people.add(person)
+    if not report.full:
+        report.people |= {p for _, _, p in attribution.credited_touches(before, model) if p}
     report.labels |= attribution.credited_labels(before, model)
     rows: list[tuple[str, str, str, float, float]] = []
     labels: list[tuple[str, str, str, int]] = []
@@ -236,7 +243,8 @@ def _compute(
         if found.is_won:
             labels += _won_sums(opp, {t.id: t.label.lower() for t in found.touches}, credits)
             people += _won_sums(opp, found.person_of, credits)
-        report.people |= set(found.person_of.values())
+        if not report.full:
+            report.people |= set(found.person_of.values())
     report.labels |= {label for _, m, label, _ in labels if m == model}
     digested = [(opp, digests[opp]) for opp in redo]
     attribution.replace_credits(redo + gone, rows, digested, run, labels, people)

@@ -16,6 +16,7 @@ from typing import Any
 
 from syncd.mapping import EntityMapping
 from syncd.store import Store
+from syncd.store.dirty import DirtyIds
 from syncd.store.unified import Entity, Link, SourceKey, UnifiedStore
 
 SYNCD_ID = {"hubspot": "syncd_id", "salesforce": "Syncd_Id__c"}
@@ -98,7 +99,7 @@ def created_at(record: dict[str, Any]) -> str | None:
 class Resolution:
     """What resolving a batch changed: entities to recompute, and entity merges done."""
 
-    dirty: set[str] = field(default_factory=set)
+    dirty: DirtyIds
     merged: dict[str, str] = field(default_factory=dict)
 
 
@@ -106,12 +107,16 @@ class Resolver:
     """Links source records of one kind to entities, in batches, within the caller's
     transaction."""
 
-    def __init__(self, store: Store, spec: KindSpec, run: int) -> None:
+    def __init__(
+        self, store: Store, spec: KindSpec, run: int, dirty: DirtyIds | None = None
+    ) -> None:
         self.store = store
         self.unified: UnifiedStore = store.unified
         self.spec = spec
         self.run = run
-        self.result = Resolution()
+        self.result = Resolution(
+            dirty if dirty is not None else DirtyIds.fresh(store.db.conn, spec.kind)
+        )
         # What the batch knows besides the store: its match keys' entities, and which entity
         # ids exist (merged or not). Started afresh for each batch, once the one before has
         # saved its entities, so what a pass holds follows its batch, not its size (a backfill
@@ -358,10 +363,16 @@ def _converted_contact(record: dict[str, Any]) -> bool:
 
 
 def resolve_all(
-    store: Store, spec: KindSpec, run: int, after_run: int, batch: int = 2000
+    store: Store,
+    spec: KindSpec,
+    run: int,
+    after_run: int,
+    batch: int = 2000,
+    dirty: DirtyIds | None = None,
 ) -> Resolution:
-    """Resolve every record of this kind changed after `after_run`, object by object."""
-    resolver = Resolver(store, spec, run)
+    """Resolve every record of this kind changed after `after_run`, object by object; the
+    entities to recompute go to `dirty` (else to a fresh set)."""
+    resolver = Resolver(store, spec, run, dirty)
     for system, object_name in spec.objects():
         chunk: list[dict[str, Any]] = []
         changed = store.changed_records(
@@ -374,4 +385,5 @@ def resolve_all(
                 chunk = []
         if chunk:
             resolver.resolve(chunk)
+    resolver.result.dirty.flush()  # within the caller's transaction
     return resolver.result

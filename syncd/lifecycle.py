@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from syncd.identity import KindSpec
@@ -22,6 +23,7 @@ from syncd.reconcile import Sides, choose_sides, collector_paused
 from syncd.rules import is_blank
 from syncd.stages import LifecycleSettings, RecycleRule, Stage
 from syncd.store import Store, iso, parse_iso
+from syncd.store.dirty import DirtyIds, sorted_chunks
 from syncd.store.unified import Entity, Link, SourceKey
 
 STAGE = "_stage"  # entity field: the unified stage (HubSpot value), None when excluded
@@ -82,11 +84,16 @@ class StageDeriver:
         self.store, self.settings, self.spec, self.run, self.now = store, settings, spec, run, now
         self._now = iso(now)
 
-    def people_touched_by(self, opportunities: Iterable[str]) -> set[str]:
-        """People whose opportunity signals may have changed with these opportunities, or with
-        time alone: a lost opportunity that has just grown old enough for a `lost_after_days`
-        rule changes no record, so no pull would make its people dirty."""
-        return self._people_of(set(opportunities) | self._lost_long_enough())
+    def people_touched_by(self, opportunities: Iterable[str], into: DirtyIds | set[str]) -> None:
+        """Add to `into` the people whose opportunity signals may have changed with these
+        opportunities, or with time alone: a lost opportunity that has just grown old enough
+        for a `lost_after_days` rule changes no record, so no pull would make its people
+        dirty. A batch of opportunities at a time: a backfill's name nearly every person."""
+        seen: set[str] = set()  # accounts whose people are in already
+        lost = self._lost_long_enough()
+        batches = chain(sorted_chunks(opportunities, 2000), sorted_chunks(lost, 2000))
+        for batch in batches:
+            into.update(self._people_of(batch, seen))
 
     def _lost_long_enough(self) -> set[str]:
         """Lost opportunities whose close date passed a rule's N days since the last complete
@@ -104,28 +111,28 @@ class StageDeriver:
             found.update(lifecycle.lost_opportunities(after, (self.now - age).date().isoformat()))
         return found
 
-    def _people_of(self, opportunities: set[str]) -> set[str]:
+    def _people_of(self, opportunities: list[str], seen: set[str]) -> set[str]:
         unified = self.store.unified
         # Their accounts only, not their fields: a backfill names every opportunity.
         opps = unified.account_ids("opportunity", opportunities)
         roles = unified.roles_of(opps)
         people = {person for found in roles.values() for person, _ in found}
         if self.settings.link_mode != "contact_roles":
-            accounts = {account for account in opps.values() if account}
+            accounts = {account for account in opps.values() if account} - seen
+            seen |= accounts
             people |= {
                 p for found in unified.of_accounts("person", accounts).values() for p in found
             }
         return people
 
     def derive(self, people: Iterable[str], batch: int = 2000) -> int:
-        """Derive these people's stages; how many of them moved. A set (a pass's dirty people,
-        a million in a backfill) is not copied, nor are the moved ones kept."""
+        """Derive these people's stages; how many of them moved. A pass's dirty people (a
+        million in a backfill) are read a batch at a time, nor are the moved ones kept."""
         moved = 0
-        ids = sorted(people if isinstance(people, (set, frozenset)) else set(people))
         with collector_paused():
-            for start in range(0, len(ids), batch):
+            for chunk in sorted_chunks(people, batch):
                 with self.store.transaction():
-                    moved += len(self._derive_chunk(ids[start : start + batch]))
+                    moved += len(self._derive_chunk(chunk))
         return moved
 
     def _derive_chunk(self, chunk: list[str]) -> set[str]:

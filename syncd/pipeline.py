@@ -242,21 +242,25 @@ def _sync(
     tracker = None
     if lifecycle is not None:
         deriver = StageDeriver(store, lifecycle, spec_for(mappings.person), run, report.started_at)
-        dirty["person"] |= deriver.people_touched_by(dirty.get("opportunity", set()))
+        deriver.people_touched_by(dirty["opportunity"], into=dirty["person"])
         report.stages_moved = deriver.derive(dirty["person"])
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
-    # The touched people are the credits' only input from the touchpoints, and in a backfill
-    # they are everyone with a touch: not kept past the credits.
+    # The touched people are the credits' only input from the touchpoints: not kept past them.
+    touches = refresh_touchpoints(store, after, run)
     credits = compute_credits(
         store, definitions.attribution, report.started_at, run,
-        touched=refresh_touchpoints(store, after, run).people,
+        touched=touches.people, everyone_touched=touches.everyone,
     )
+    del touches
     report.attributed = len(credits.recomputed)
     dirty["opportunity"] |= credits.recomputed
-    dirty["person"].update(credits.people if not credits.full else unified.entity_ids("person"))
+    if credits.full:
+        dirty["person"].add_live()
+    else:
+        dirty["person"] |= credits.people
     planner = Planner(store, mappings, run, at, lifecycle, definitions.attribution)
     for kind in ("account", "person"):
-        report.planned[kind] = planner.plan(kind, dirty.get(kind, set()))
+        report.planned[kind] = planner.plan(kind, dirty[kind])
     # Planned before the first checkpoint: the credits (and their watermark) are committed
     # already, so a pass stopped from here on would leave nothing to plan the revenue from.
     report.planned["campaign"] = planner.plan_campaigns(
@@ -268,10 +272,8 @@ def _sync(
         report.pushed.add(
             push(store, connectors, ("account", "person"), run, after_chunk=checkpoint)
         )
-    touched = dirty.get("opportunity", set()) | unified.opportunities_of(
-        dirty.get("person", set()), dirty.get("account", set())
-    )
-    report.planned["opportunity"] = planner.plan("opportunity", touched)
+    dirty["opportunity"] |= unified.opportunities_of(dirty["person"], dirty["account"])
+    report.planned["opportunity"] = planner.plan("opportunity", dirty["opportunity"])
     if not options.dry_run:
         report.pushed.add(
             push(store, connectors, ("opportunity", "campaign"), run, after_chunk=checkpoint)

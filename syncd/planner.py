@@ -19,6 +19,7 @@ from syncd.reconcile import choose_sides, collector_paused
 from syncd.rules import is_blank
 from syncd.stages import LifecycleSettings
 from syncd.store import Store
+from syncd.store.dirty import sorted_chunks
 from syncd.store.outbox import OutboxRow
 from syncd.store.unified import Entity, SourceKey
 from syncd.writeback import Attributed, campaign_rows
@@ -91,12 +92,10 @@ class Planner:
         """Replace the plan of these entities; the number of rows planned."""
         mapping = getattr(self.mappings, kind)
         spec = spec_for(mapping)
-        # A set (a pass's dirty entities, a million people in a backfill) is not copied.
-        unique = entity_ids if isinstance(entity_ids, (set, frozenset)) else set(entity_ids)
-        ids, planned = sorted(unique), 0
+        planned = 0
         with collector_paused():
-            for start in range(0, len(ids), batch):
-                chunk = ids[start : start + batch]
+            # A pass's dirty entities (a million people in a backfill) a batch at a time.
+            for chunk in sorted_chunks(entity_ids, batch):
                 with self.store.transaction():
                     planned += self._plan_chunk(mapping, spec, chunk)
         return planned

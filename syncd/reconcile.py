@@ -22,6 +22,7 @@ from syncd.identity import KindSpec, resolve_all, spec_for
 from syncd.mapping import EntityMapping, Mappings
 from syncd.rules import Seen, is_blank, settle
 from syncd.store import Store, iso, parse_iso
+from syncd.store.dirty import DirtyIds
 from syncd.store.unified import AuditRow, Entity, Link, SourceKey, UnifiedStore
 from syncd.transforms import TRANSFORMS
 
@@ -305,7 +306,11 @@ class Reconciler:
         self, store: Store, mappings: Mappings, run: int, at: str, batch: int = 2000
     ) -> None:
         self.store, self.mappings, self.run, self.at, self.batch = store, mappings, run, at, batch
-        self.dirty: dict[str, set[str]] = {}
+        # Per kind, in a temporary table: a backfill's name every entity.
+        self.dirty: dict[str, DirtyIds] = {
+            kind: DirtyIds.fresh(store.db.conn, kind)
+            for kind in ("account", "person", "opportunity")
+        }
         self.problems: dict[str, list[tuple[SourceKey, str, str]]] = {}
         self._plans: dict[str, FieldPlan] = {}
 
@@ -319,23 +324,18 @@ class Reconciler:
         # Accounts first: people and opportunities name their account.
         for mapping in (self.mappings.account, self.mappings.person, self.mappings.opportunity):
             spec = spec_for(mapping)
+            dirty = self.dirty[mapping.entity]
             with self.store.transaction():
-                resolved = resolve_all(self.store, spec, self.run, after_run).dirty
-            # The resolved set itself, not a copy of it: a backfill's holds every entity.
-            dirty = self.dirty.setdefault(mapping.entity, resolved)
-            if dirty is not resolved:
-                dirty |= resolved
+                resolve_all(self.store, spec, self.run, after_run, dirty=dirty)
             reports.append(self._recompute(mapping, spec, dirty))
         with self.store.transaction():
-            self.dirty["opportunity"] |= self._contact_roles(after_run)
+            self._contact_roles(after_run)
         return reports
 
-    def _recompute(self, mapping: EntityMapping, spec: KindSpec, dirty: set[str]) -> KindReport:
+    def _recompute(self, mapping: EntityMapping, spec: KindSpec, dirty: DirtyIds) -> KindReport:
         report = KindReport(mapping.entity, entities=len(dirty))
         unified = self.store.unified
-        ids = sorted(dirty)
-        for start in range(0, len(ids), self.batch):
-            chunk = ids[start : start + self.batch]
+        for chunk in dirty.chunks(self.batch):
             with self.store.transaction():
                 self._recompute_chunk(mapping, spec, chunk, report, unified)
         return report
@@ -429,14 +429,13 @@ class Reconciler:
         }
         return {key[2]: lk.entity_id for key, lk in self.store.unified.links(wanted).items()}
 
-    def _contact_roles(self, after_run: int) -> set[str]:
+    def _contact_roles(self, after_run: int) -> None:
         """Contact roles changed since the last pass: kept as opportunity_person rows, a batch
-        at a time (a backfill of a million people reads over a hundred thousand of them)."""
+        at a time (a backfill of a million people reads over a hundred thousand of them);
+        their opportunities are dirty."""
         changed = self.store.changed_records([("salesforce", "OpportunityContactRole")], after_run)
-        dirty: set[str] = set()
         while roles := list(islice(changed, self.batch)):
-            dirty |= self._save_roles(roles)
-        return dirty
+            self.dirty["opportunity"] |= self._save_roles(roles)
 
     def _save_roles(self, roles: list[dict[str, Any]]) -> set[str]:
         keys = [

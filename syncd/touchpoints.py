@@ -58,6 +58,9 @@ class TouchReport:
     # Everyone whose touches changed (the person before and after): their opportunities'
     # credits may change.
     people: set[str] = field(default_factory=set)
+    # A first build touched everyone with a touch: `people` does not hold them (in a backfill
+    # that is most people, and the credits of such a pass are computed in full anyway).
+    everyone: bool = False
 
 
 class _Built(NamedTuple):
@@ -113,7 +116,7 @@ def _first_build(store: Store, touches: AttributionStore, run: int, report: Touc
     for (system, obj), unusual in built.unusual.items():
         for ids in _batches(unusual):
             _rebuild(store, touches, touches.source_rows(system, obj, ids), run, report)
-    report.people |= touches.touched_people()
+    report.everyone = True
 
 
 def _to_recheck(store: Store, touches: AttributionStore, after_run: int) -> set[SourceKey]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from syncd.store.codec import dumps, loads_exact
+from syncd.store.dirty import sorted_chunks
 
 SourceKey = tuple[str, str, str]  # system, object, record id
 _CHUNK = 500  # SQLite allows 32,766 parameters; stay far below with a few per row
@@ -463,7 +464,7 @@ class UnifiedStore:
     def opportunities_of(self, people: Iterable[str], accounts: Iterable[str]) -> set[str]:
         """Opportunities with a contact role held by these people or on these accounts."""
         found: set[str] = set()
-        for chunk in _chunks(list(set(people))):
+        for chunk in sorted_chunks(people, _CHUNK):
             marks = ",".join("?" for _ in chunk)
             found |= {
                 row[0]
@@ -472,7 +473,7 @@ class UnifiedStore:
                     list(chunk),
                 )
             }
-        for chunk in _chunks(list(set(accounts))):
+        for chunk in sorted_chunks(accounts, _CHUNK):
             marks = ",".join("?" for _ in chunk)
             found |= {
                 row[0]
