@@ -3,8 +3,10 @@
 
 Filters within a group are ANDed, groups are ORed. Values are compared by the property's type:
 numbers numerically (`hs_object_id` included), datetimes as epoch ms or ISO (both accepted),
-everything else case-insensitively as text. Matching is a scan over the live records; the
-emulator caches the sorted id list per query so that later pages only slice it.
+everything else case-insensitively as text. When every filter group holds an ordered filter,
+candidates come from a sorted property index (`search_index.py`), else from a scan of the live
+records; either way the full predicate decides. The emulator caches the sorted id list per
+query so that later pages only slice it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from connectors.hubspot.portal import (
     canonical_date,
     canonical_datetime,
 )
+from connectors.hubspot.search_index import ORDERED_OPERATORS, Bound, SearchIndexes
 
 MAX_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6
@@ -32,6 +35,7 @@ MAX_RESULTS = 10_000
 
 Values = dict[str, str]
 Predicate = Callable[[Values], bool]
+Bounds = tuple[Bound, ...]  # a group's ordered filters
 # Free-text `query` looks in these properties (HubSpot's default searchable ones).
 QUERY_PROPERTIES = {
     "contacts": ("email", "firstname", "lastname", "phone", "company"),
@@ -49,6 +53,8 @@ class Query:
     predicate: Predicate
     sort_key: Callable[[CrmRecord], tuple[Any, ...]]
     descending: bool
+    # Each group's ordered filters, when every group has one: an index may narrow the scan.
+    bounds: tuple[Bounds, ...] | None = None
 
 
 def _number(text: str) -> float | None:
@@ -163,23 +169,38 @@ def _filter(spec: Mapping[str, Any], schema: Mapping[str, PropertyDef]) -> Predi
     raise SearchError(f"Unknown filter operator {op!r}")
 
 
+def _bounds(spec: Mapping[str, Any], schema: Mapping[str, PropertyDef]) -> Bounds:
+    """The ordered comparisons of a filter `_filter` accepted, for an index; () for others."""
+    name = str(spec.get("propertyName", ""))
+    op = str(spec.get("operator", "EQ")).upper()
+    convert = _converter(schema.get(name))
+    if op in ORDERED_OPERATORS:
+        return (Bound(name, convert, op, convert(str(spec["value"]))),)
+    if op == "BETWEEN":
+        return (Bound(name, convert, "GTE", convert(str(spec["value"]))),
+                Bound(name, convert, "LTE", convert(str(spec["highValue"]))))
+    return ()
+
+
 def _group(filters: list[Predicate]) -> Predicate:
     return lambda values: all(test(values) for test in filters)
 
 
-def _groups(body: Mapping[str, Any], schema: Mapping[str, PropertyDef]) -> list[Predicate]:
+def _groups(body: Mapping[str, Any],
+            schema: Mapping[str, PropertyDef]) -> list[tuple[Predicate, Bounds]]:
     groups = body.get("filterGroups") or []
     if len(groups) > MAX_GROUPS:
         raise SearchError(f"Too many filter groups: {len(groups)} (at most {MAX_GROUPS}).")
     total = 0
-    compiled: list[Predicate] = []
+    compiled: list[tuple[Predicate, Bounds]] = []
     for group in groups:
         filters = group.get("filters") or []
         if len(filters) > MAX_FILTERS_PER_GROUP:
             raise SearchError(f"Too many filters in a group: {len(filters)} "
                               f"(at most {MAX_FILTERS_PER_GROUP}).")
         total += len(filters)
-        compiled.append(_group([_filter(f, schema) for f in filters]))
+        test = _group([_filter(f, schema) for f in filters])
+        compiled.append((test, tuple(b for f in filters for b in _bounds(f, schema))))
     if total > MAX_FILTERS:
         raise SearchError(f"Too many filters: {total} (at most {MAX_FILTERS} in all groups).")
     return compiled
@@ -208,7 +229,9 @@ def _sort(body: Mapping[str, Any], schema: Mapping[str, PropertyDef]) -> tuple[s
 def compile_query(object_type: str, body: Mapping[str, Any],
                   schema: Mapping[str, PropertyDef]) -> Query:
     """A predicate and sort key for the body, or SearchError for an invalid body."""
-    groups = _groups(body, schema)
+    compiled = _groups(body, schema)
+    groups = [test for test, _ in compiled]
+    bounds = tuple(group_bounds for _, group_bounds in compiled)
     checks: list[Predicate] = []
     if groups:
         checks.append(lambda values: any(group(values) for group in groups))
@@ -223,23 +246,40 @@ def compile_query(object_type: str, body: Mapping[str, Any],
         # Records without the value sort after those with it; ties break on the numeric id.
         return (value is None, value if value is not None else 0, int(record.id))
 
-    return Query(_group(checks), sort_key, descending)
+    indexable = bool(bounds) and all(bounds)
+    return Query(_group(checks), sort_key, descending, bounds if indexable else None)
 
 
-def run_query(table: ObjectTable, query: Query) -> list[str]:
-    """Ids of every live record matching, in the requested order."""
+def _matching(records: Iterable[CrmRecord], query: Query) -> list[str]:
     test = query.predicate
-    matches = [record for record in table.iter_live() if test(record.properties)]
+    matches = [record for record in records if test(record.properties)]
     matches.sort(key=query.sort_key, reverse=query.descending)
     return [record.id for record in matches]
 
 
+def run_query(table: ObjectTable, query: Query) -> list[str]:
+    """Ids of every live record matching, in the requested order: a scan."""
+    return _matching(table.iter_live(), query)
+
+
+def run_indexed(table: ObjectTable, query: Query, indexes: SearchIndexes) -> list[str]:
+    """The same ids as `run_query`, testing only the candidates a property index gives when
+    every group has an ordered filter (candidates arrive in id order, as a scan's do)."""
+    if query.bounds is None:
+        return run_query(table, query)
+    records = table.records
+    candidates = indexes.candidates(table, query.bounds)
+    return _matching((records[str(number)] for number in candidates), query)
+
+
 class SearchCache:
-    """Sorted results per (object type, data version, query): later pages only slice."""
+    """Sorted results per (object type, data version, query): later pages only slice. Holds
+    the property indexes that narrow the first search of each query."""
 
     def __init__(self, size: int = 16) -> None:
         self._size = size
         self._entries: OrderedDict[tuple[str, int, str], list[str]] = OrderedDict()
+        self._indexes = SearchIndexes()
 
     def results(self, table: ObjectTable, body: Mapping[str, Any]) -> list[str]:
         shape = {k: body.get(k) for k in ("filterGroups", "sorts", "query")}
@@ -248,7 +288,8 @@ class SearchCache:
         if cached is not None:
             self._entries.move_to_end(key)
             return cached
-        found = run_query(table, compile_query(table.object_type, body, table.schema))
+        query = compile_query(table.object_type, body, table.schema)
+        found = run_indexed(table, query, self._indexes)
         self._entries[key] = found
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)
