@@ -38,7 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all --scales 10000,100000
 
 bench-full: $(STAMP)
-	$(BIN)/python -m benchmarks.run_all --scales 10000,100000,1000000
+	$(BIN)/python -m benchmarks.run_all --scales 10000,100000,1000000 --limited-up-to 1000000
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

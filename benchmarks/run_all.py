@@ -1,10 +1,12 @@
 """Run every benchmark in `benchmarks/` at the scales given and write `docs/benchmarks.md`.
 
 `make bench` runs this with scales 10,000 and 100,000; `make bench-full` adds 1,000,000
-(with two touches per person, to fit memory). Each benchmark (`benchmarks/bench_*.py`) runs
-in its own process, once per scale; the document gets one section per benchmark with, per
-scale, the command that produced it, its Markdown output as it printed it, and what it was
-measured on. `docs/benchmarks.md` is generated only: never edit it by hand, rerun this.
+(with two touches per person, to fit memory) and runs `bench_pipeline`'s Enterprise-limited
+backfill there too (`--limited-up-to 1000000`: about 40 minutes more). Each benchmark
+(`benchmarks/bench_*.py`) runs in its own process, once per scale; the document gets one
+section per benchmark with, per scale, the command that produced it, its Markdown output as
+it printed it, and what it was measured on. `docs/benchmarks.md` is generated only: never
+edit it by hand, rerun this.
 
     python -m benchmarks.run_all --scales 10000,100000
     python -m benchmarks.run_all --scales 1000000 --only bench_pipeline   # replaces one section
@@ -63,11 +65,16 @@ def options_of(name: str) -> str:
     return found.stdout
 
 
-def command_for(name: str, scale: int, options: str) -> list[str]:
-    """`--scale N` or `--people N`, whichever the benchmark takes; fewer touches at 1M."""
+def command_for(
+    name: str, scale: int, options: str, limited_up_to: int | None = None
+) -> list[str]:
+    """`--scale N` or `--people N`, whichever the benchmark takes; fewer touches at 1M;
+    `--limited-up-to N` to the benchmarks that take it, when given."""
     command = [sys.executable, "-m", f"benchmarks.{name}"]
     command += ["--people" if "--people" in options and "--scale" not in options
                 else "--scale", str(scale)]
+    if limited_up_to is not None and "--limited-up-to" in options:
+        command += ["--limited-up-to", str(limited_up_to)]
     if scale >= LARGE:
         if "--touches-per-person" in options:
             command += ["--touches-per-person", str(LARGE_TOUCHES_PER_PERSON)]
@@ -186,6 +193,9 @@ def arguments(argv: Sequence[str] | None) -> argparse.Namespace:
                         "(for figures a fixed benchmark no longer stands by)")
     parser.add_argument("--timeout", type=float, default=None,
                         help="seconds one benchmark at one scale may take")
+    parser.add_argument("--limited-up-to", type=int, default=None, metavar="N",
+                        help="passed to the benchmarks that take it (bench_pipeline: run the "
+                        "Enterprise-limited backfill up to N people; its default is 100,000)")
     parser.add_argument("--out", type=Path, default=DOCUMENT)
     return parser.parse_args(argv)
 
@@ -199,8 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     for name in names:
         options = options_of(name)
-        outcomes = [(scale, run(command_for(name, scale, options), args.timeout))
-                    for scale in scales]
+        outcomes = [
+            (scale, run(command_for(name, scale, options, args.limited_up_to), args.timeout))
+            for scale in scales
+        ]
         failed += sum(1 for _, outcome in outcomes if outcome.exit_code != 0)
         # With --only, the document is read again just before writing, so two runs of
         # different benchmarks at once both keep theirs, and scales not run again are kept.
