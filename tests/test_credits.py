@@ -106,9 +106,9 @@ class Book:
         self.run += 1
 
     def compute(self, run_start: datetime = DAY0 + timedelta(days=400), *,
-                touched: Iterable[str] = ()) -> Credits:
+                touched: Iterable[str] = (), everyone_touched: bool = False) -> Credits:
         self.last = compute_credits(self.store, self.settings, run_start, self.run,
-                                    touched=touched)
+                                    touched=touched, everyone_touched=everyone_touched)
         return self.credits
 
     def credits(self, opportunity: str, model: str) -> dict[str, Decimal]:
@@ -160,6 +160,22 @@ def test_a_second_computation_with_no_change_recomputes_nothing(tmp_path: Path) 
     book.compute()
     assert book.last is not None and book.last.recomputed == set()
     assert book.desired(book.last) == Desired({}, {}, {}, full=False)
+
+
+def test_a_full_computation_names_no_people_and_everyone_touched_names_them_all(
+    tmp_path: Path,
+) -> None:
+    """A backfill's credits are computed in full: its report holds no people (the write-back
+    takes everyone; a million ids would be held for nothing). A later pass after a first
+    touchpoint build (TouchReport.everyone) names everyone with a touch."""
+    book = small_book(tmp_path)
+    book.compute(touched=["p1", "p2"])
+    assert book.last is not None and book.last.full and book.last.people == set()
+    assert book.desired(book.last).person_revenue == {"p1": D("1000.00"), "p2": D("500.00")}
+    book.next_run()
+    book.compute(everyone_touched=True)
+    assert book.last is not None and not book.last.full
+    assert book.last.people == {"p1", "p2"} and book.last.recomputed == set()
 
 
 def test_a_change_to_one_opportunity_recomputes_only_what_depends_on_it(tmp_path: Path) -> None:
