@@ -10,9 +10,11 @@ from datetime import datetime
 from syncd.lifecycle import crm_instant
 from syncd.stages import LifecycleSettings
 from syncd.store import Store, iso
+from syncd.store.dirty import sorted_chunks
 from syncd.store.lifecycle import Handoff
 
 _INITIAL_STATUS = "handoff_initial_status"  # the Lead Status the open hand-offs were read with
+_BATCH = 2000
 
 
 class HandoffTracker:
@@ -37,11 +39,24 @@ class HandoffTracker:
         # A new initial status can move a hand-off whose Lead did not change: look at all.
         if unified.get_state(_INITIAL_STATUS) != self.settings.initial_status:
             after_run = None
-        people = None if after_run is None else lifecycle.handoffs_moved_after(after_run)
-        open_ = list(lifecycle.open_handoffs(people).values())
+        people = (
+            lifecycle.open_handoff_people()
+            if after_run is None
+            else lifecycle.handoffs_moved_after(after_run)
+        )
+        with self.store.transaction():
+            # A batch of hand-offs and their Leads at a time: the pass after a backfill that
+            # handed 170,000 people to sales (at 1,000,000) reads every one of them back.
+            for chunk in sorted_chunks(people, _BATCH):
+                open_ = list(lifecycle.open_handoffs(chunk).values())
+                lifecycle.save_handoffs(self._refreshed(open_), self.run)
+            unified.set_state(_INITIAL_STATUS, self.settings.initial_status)
+
+    def _refreshed(self, open_: list[Handoff]) -> list[Handoff]:
+        """These open hand-offs, brought up to date: the ones that changed."""
         leads = self.store.unified.syncd_leads([h.person_id for h in open_])
         lead_records = self.store.records(("salesforce", "Lead", lead) for lead in leads.values())
-        touches = lifecycle.first_activities(leads.values())
+        touches = self.store.lifecycle.first_activities(leads.values())
         changed = []
         for handoff in open_:
             lead_id = leads.get(handoff.person_id)
@@ -60,6 +75,4 @@ class HandoffTracker:
                 handoff.first_touch = handoff.first_touch or f"Status {data.get('Status')}"
             if (handoff.lead_id, handoff.owner_id, handoff.first_touch_at) != before:
                 changed.append(handoff)
-        with self.store.transaction():
-            lifecycle.save_handoffs(changed, self.run)
-            unified.set_state(_INITIAL_STATUS, self.settings.initial_status)
+        return changed

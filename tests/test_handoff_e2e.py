@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import syncd.handoff
 from connectors.loopback import ThrowawayCA
 from syncd.config import load_settings
 from syncd.plan import SYNCD_ID_FIELD
@@ -258,3 +259,26 @@ def test_the_lead_status_leaving_its_initial_value_is_a_first_touch(world: World
     assert handoff.first_touch_at.startswith(touched.strftime("%Y-%m-%dT%H:%M"))
     # Working - Contacted also means SQL: both systems say so now.
     assert hubspot_contact(world, "ada@example.com")["lifecyclestage"] == "salesqualifiedlead"
+
+
+def test_hand_offs_are_refreshed_a_batch_at_a_time_with_the_same_outcome(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hand-offs and their Leads are read back a batch at a time (the pass after a 1M
+    backfill reads 170,000): batches of one give each hand-off its own Lead and touch."""
+    monkeypatch.setattr(syncd.handoff, "_BATCH", 1)
+    emails = ["ada@example.com", "bob@example.com", "cy@example.com"]
+    for email in emails:
+        contact(world, email, lifecyclestage=MQL)
+    world.sync()
+    world.sync()
+    leads = {lead["Email"]: lead for lead in live_leads(world)}
+    assert sorted(leads) == emails
+    for email in emails:
+        assert handoff_of(world, email).lead_id == leads[email]["Id"]
+    world.org.insert("Task", {"WhoId": leads["bob@example.com"]["Id"], "Subject": "Call",
+                              "Type": "Call"})
+    world.sync()
+    touched = {email: handoff_of(world, email).first_touch for email in emails}
+    assert touched == {"ada@example.com": None, "bob@example.com": "Task: Call",
+                       "cy@example.com": None}

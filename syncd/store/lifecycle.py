@@ -168,6 +168,15 @@ class LifecycleStore:
             if handoff.lead_id is None or handoff.first_touch_at is None
         }
 
+    def open_handoff_people(self) -> set[str]:
+        """The people whose hand-off is still missing its Lead or its first sales touch."""
+        return {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT person_id FROM handoff WHERE lead_id IS NULL OR first_touch_at IS NULL"
+            )
+        }
+
     def handoffs_moved_after(self, run: int) -> set[str]:
         """People whose hand-off may have moved since pass `run`: hand-offs saved since, people
         whose Lead link was saved since, and people linked to a Lead that was pulled since or
