@@ -1,8 +1,9 @@
 """The entities a pass must look at again, kept in a temporary table of the store's connection.
 
-A backfill names every entity: 1.2 million ids at a million people, which as Python sets held
-about as much memory as everything else the pass keeps. Here they cost a few MB of SQLite page
-cache, and are read back in sorted chunks by whoever works through them.
+A backfill names every entity: 1.2 million ids at a million people, which held 114 MiB as
+Python sets (tracemalloc, one set of 1.2 million such ids). Here they cost SQLite's page cache
+of the temporary file (a few MB), and are read back in sorted chunks by whoever works through
+them.
 """
 
 from __future__ import annotations
