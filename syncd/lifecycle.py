@@ -88,7 +88,8 @@ class StageDeriver:
         """Add to `into` the people whose opportunity signals may have changed with these
         opportunities, or with time alone: a lost opportunity that has just grown old enough
         for a `lost_after_days` rule changes no record, so no pull would make its people
-        dirty. A batch of opportunities at a time: a backfill's name nearly every person."""
+        dirty. A batch of opportunities at a time: a backfill's opportunities name nearly every
+        person."""
         seen: set[str] = set()  # accounts whose people are in already
         lost = self._lost_long_enough()
         batches = chain(sorted_chunks(opportunities, 2000), sorted_chunks(lost, 2000))
@@ -127,7 +128,7 @@ class StageDeriver:
 
     def derive(self, people: Iterable[str], batch: int = 2000) -> int:
         """Derive these people's stages; how many of them moved. A pass's dirty people (a
-        million in a backfill) are read a batch at a time, nor are the moved ones kept."""
+        million in a backfill) are read a batch at a time, and the moved ones are not kept."""
         moved = 0
         with collector_paused():
             for chunk in sorted_chunks(people, batch):
