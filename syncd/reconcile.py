@@ -306,7 +306,7 @@ class Reconciler:
         self, store: Store, mappings: Mappings, run: int, at: str, batch: int = 2000
     ) -> None:
         self.store, self.mappings, self.run, self.at, self.batch = store, mappings, run, at, batch
-        # Per kind, in a temporary table: a backfill's name every entity.
+        # Per kind, in a temporary table: a backfill's dirty entities are all of them.
         self.dirty: dict[str, DirtyIds] = {
             kind: DirtyIds.fresh(store.db.conn, kind)
             for kind in ("account", "person", "opportunity")
