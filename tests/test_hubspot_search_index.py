@@ -136,3 +136,16 @@ def test_search_cache_answers_windows_after_writes() -> None:
     portal.update("contacts", first[0], {"hs_lastmodifieddate": iso_ms(MOMENTS[-1])})
 
     assert cache.results(table, window(BASE, MOMENTS[4])) == first[1:]
+
+
+def test_a_property_redefined_with_another_type_is_searched_by_the_new_type() -> None:
+    portal = Portal(clock=lambda: BASE)
+    portal.add_property("contacts", "rank")  # text: "10" sorts before "9"
+    ten = portal.create("contacts", {"rank": "10"})
+    portal.create("contacts", {"rank": "9"})
+    cache = SearchCache()
+    above_nine = {"filterGroups": [{"filters": [
+        {"propertyName": "rank", "operator": "GT", "value": "9"}]}]}
+    assert cache.results(portal.tables["contacts"], above_nine) == []
+    portal.add_property("contacts", "rank", type="number", field_type="number")
+    assert cache.results(portal.tables["contacts"], above_nine) == [ten]

@@ -253,6 +253,7 @@ class Portal:
             table.unique[name] = {}
             for record in table.iter_live():
                 table.index_unique(record)
+        table.version += 1  # searches compare by the property's type: cached answers are stale
 
     # -- associations ---------------------------------------------------------------------
 
