@@ -18,10 +18,10 @@ _TABLE = "temp.syncd_dirty"
 
 
 class DirtyIds:
-    """A set of entity ids of one kind, backed by SQLite: add, discard, union, length,
-    membership and sorted iteration. Writes join the transaction open on the connection (a
-    batch rolled back takes its ids with it) and commit at once when none is. Being TEMP, the
-    table is never part of the store file."""
+    """A set of entity ids of one kind, backed by SQLite: add, discard, union, length and
+    sorted iteration. Writes join the transaction open on the connection (a batch rolled back
+    takes its ids with it) and commit at once when none is. Being TEMP, the table is never
+    part of the store file."""
 
     def __init__(self, conn: sqlite3.Connection, kind: str) -> None:
         self.conn, self.kind = conn, kind
@@ -49,17 +49,6 @@ class DirtyIds:
 
     def update(self, ids: Iterable[str]) -> None:
         """Add these ids (a generator is consumed a batch at a time, never held whole)."""
-        if ids is self:
-            return
-        if isinstance(ids, DirtyIds):
-            ids.flush()
-            self.flush()
-            self._write(
-                f"INSERT OR IGNORE INTO {_TABLE} (kind, id) SELECT ?, id FROM {_TABLE}"
-                " WHERE kind = ?",
-                [(self.kind, ids.kind)],
-            )
-            return
         for entity_id in ids:
             self.add(entity_id)
         self.flush()
@@ -112,19 +101,6 @@ class DirtyIds:
         self.flush()
         row = self.conn.execute(f"SELECT count(*) FROM {_TABLE} WHERE kind = ?", (self.kind,))
         return int(row.fetchone()[0])
-
-    def __bool__(self) -> bool:
-        self.flush()
-        row = self.conn.execute(f"SELECT 1 FROM {_TABLE} WHERE kind = ? LIMIT 1", (self.kind,))
-        return row.fetchone() is not None
-
-    def __contains__(self, entity_id: object) -> bool:
-        if entity_id in self._pending:
-            return True
-        row = self.conn.execute(
-            f"SELECT 1 FROM {_TABLE} WHERE kind = ? AND id = ?", (self.kind, entity_id)
-        )
-        return row.fetchone() is not None
 
     def _write(self, sql: str, rows: list[tuple[str, ...]]) -> None:
         joined = self.conn.in_transaction
