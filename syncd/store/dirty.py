@@ -1,9 +1,9 @@
 """The entities a pass must look at again, kept in a temporary table of the store's connection.
 
 A backfill names every entity: 1.2 million of them at a million people (bench_pipeline's
-backfill log, `entities_changed`). Held as Python sets they were the largest thing a backfill
-kept; with them here and two smaller changes, its peak RSS fell from 617 to 334 MB
-(docs/benchmarks.md). Here they cost SQLite's page cache of the temporary file, and are read
+backfill log, `entities_changed`), held as Python sets until this table. With it and other
+changes, that backfill's peak RSS fell from 617 MB (8685f1e) to 334 MB (c4af832,
+docs/benchmarks.md). Here they cost SQLite's page cache of the temporary file, and are read
 back in sorted chunks by whoever works through them.
 """
 
