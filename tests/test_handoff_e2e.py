@@ -282,3 +282,23 @@ def test_hand_offs_are_refreshed_a_batch_at_a_time_with_the_same_outcome(
     touched = {email: handoff_of(world, email).first_touch for email in emails}
     assert touched == {"ada@example.com": None, "bob@example.com": "Task: Call",
                        "cy@example.com": None}
+
+
+def test_a_closed_hand_off_keeps_the_owner_it_was_worked_by(world: World) -> None:
+    """Only open hand-offs follow their Lead: once the first sales touch is in, reassigning
+    the Lead later does not rewrite who the hand-off went to."""
+    contact(world, "ada@example.com", lifecyclestage=MQL)
+    world.sync()
+    world.sync()
+    (created,) = live_leads(world)
+    world.org.insert("Task", {"WhoId": created["Id"], "Subject": "Call", "Type": "Call"})
+    world.sync()
+    worked = handoff_of(world, "ada@example.com")
+    assert worked.first_touch == "Task: Call"
+    assert worked.owner_id == created["OwnerId"]
+    other_owner = world.org.insert("User", {"LastName": "Rep", "Username": "rep@example.com",
+                                            "Email": "rep@example.com", "Alias": "rep"})
+    world.org.update("Lead", created["Id"], {"OwnerId": other_owner})
+    world.sync()
+    assert world.org.get("Lead", created["Id"])["OwnerId"] == other_owner
+    assert handoff_of(world, "ada@example.com").owner_id == worked.owner_id

@@ -14,6 +14,8 @@ from syncd.store.unified import Link, SourceKey, _chunks
 # What deriving a stage reads of a person's records (`syncd.lifecycle`): HubSpot's stage and
 # the date it was entered, Salesforce's stage label, creation, Lead Status and conversion.
 _SALESFORCE_FIELDS = ("Lifecycle_Stage__c", "CreatedDate", "Status", "ConvertedDate")
+# A hand-off is open while it still misses its Lead or its first sales touch.
+_OPEN_HANDOFF = "(lead_id IS NULL OR first_touch_at IS NULL)"
 
 
 @dataclass
@@ -126,21 +128,23 @@ class LifecycleStore:
 
     # hand-off ------------------------------------------------------------------------------
 
-    def handoffs(self, people: Iterable[str] | None = None) -> dict[str, Handoff]:
-        columns = (
-            "person_id, qualified_at, lead_id, created_by_syncd, owner_id,"
-            " first_touch_at, first_touch"
+    def handoffs(
+        self, people: Iterable[str] | None = None, open_only: bool = False
+    ) -> dict[str, Handoff]:
+        """The hand-offs of these people (None: of everyone); `open_only`: those still open."""
+        select = (
+            "SELECT person_id, qualified_at, lead_id, created_by_syncd, owner_id,"
+            " first_touch_at, first_touch FROM handoff WHERE "
+            + (_OPEN_HANDOFF if open_only else "1")
         )
         if people is None:
-            rows = list(self.conn.execute(f"SELECT {columns} FROM handoff"))
+            rows = list(self.conn.execute(select))
         else:
             rows = []
             for chunk in _chunks(list(set(people))):
                 marks = ",".join("?" for _ in chunk)
                 rows += list(
-                    self.conn.execute(
-                        f"SELECT {columns} FROM handoff WHERE person_id IN ({marks})", list(chunk)
-                    )
+                    self.conn.execute(f"{select} AND person_id IN ({marks})", list(chunk))
                 )
         return {
             row[0]: Handoff(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
@@ -162,18 +166,14 @@ class LifecycleStore:
     def open_handoffs(self, people: Iterable[str] | None = None) -> dict[str, Handoff]:
         """Hand-offs still missing their Lead or their first sales touch (of these people;
         None: of everyone)."""
-        return {
-            person: handoff
-            for person, handoff in self.handoffs(people).items()
-            if handoff.lead_id is None or handoff.first_touch_at is None
-        }
+        return self.handoffs(people, open_only=True)
 
     def open_handoff_people(self) -> set[str]:
         """The people whose hand-off is still missing its Lead or its first sales touch."""
         return {
             row[0]
             for row in self.conn.execute(
-                "SELECT person_id FROM handoff WHERE lead_id IS NULL OR first_touch_at IS NULL"
+                f"SELECT person_id FROM handoff WHERE {_OPEN_HANDOFF}"
             )
         }
 
