@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import trustme
@@ -307,6 +308,53 @@ class LoopbackServer:
         with self._app_lock:
             endpoint, response = self.app(request)
         return endpoint, response, False
+
+
+class Emulator:
+    """What both emulators share: one `LoopbackServer`, started and stopped with them (also as
+    a context manager), and its address, CA, faults and request counts."""
+
+    server: LoopbackServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def ca_path(self) -> Path:
+        return self.server.ca.ca_path
+
+    @property
+    def faults(self) -> Faults:
+        return self.server.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self.server.faults = value
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self.server.counts
+
+    def calls(self, prefix: str = "") -> int:
+        """Requests served so far whose endpoint name starts with prefix."""
+        return self.server.calls(prefix)
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 class _QuietServer(ThreadingHTTPServer):

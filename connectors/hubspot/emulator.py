@@ -16,12 +16,10 @@ import argparse
 import bisect
 import time
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from connectors.hubspot.emulator_associations import AssociationsApi
@@ -31,6 +29,7 @@ from connectors.hubspot.emulator_schema import SchemaApi
 from connectors.hubspot.emulator_wire import HubSpotError
 from connectors.hubspot.portal import Portal
 from connectors.loopback import (
+    Emulator,
     Faults,
     LoopbackServer,
     Request,
@@ -147,7 +146,7 @@ def _prune(window: deque[float], horizon: float) -> None:
         window.popleft()
 
 
-class HubSpotEmulator:
+class HubSpotEmulator(Emulator):
     """An in-memory HubSpot portal over HTTPS on 127.0.0.1 (see the module docstring)."""
 
     def __init__(self, *, access_token: str = "pat-na1-00000000-0000-4000-8000-000000000000",
@@ -171,49 +170,12 @@ class HubSpotEmulator:
     # -- lifecycle and inspection ---------------------------------------------------------
 
     @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def ca_path(self) -> Path:
-        return self.server.ca.ca_path
-
-    @property
-    def faults(self) -> Faults:
-        return self.server.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.server.faults = value
-
-    @property
     def limits(self) -> HubSpotLimits:
         return self._limiter.limits
 
     @limits.setter
     def limits(self, value: HubSpotLimits) -> None:
         self._limiter.limits = value
-
-    @property
-    def counts(self) -> Counter[str]:
-        return self.server.counts
-
-    def calls(self, prefix: str = "") -> int:
-        return self.server.calls(prefix)
-
-    def start(self) -> HubSpotEmulator:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> HubSpotEmulator:
-        return self.start()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.stop()
 
     # -- dispatch -------------------------------------------------------------------------
 

@@ -21,13 +21,11 @@ import argparse
 import json
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
-from types import TracebackType
 
 from connectors.loopback import (
+    Emulator,
     Faults,
     LoopbackServer,
     Request,
@@ -49,7 +47,7 @@ from .values import OrgError
 DATA = "/services/data/v{version}"
 
 
-class SalesforceEmulator:
+class SalesforceEmulator(Emulator):
     """An in-memory Salesforce org served over HTTPS on 127.0.0.1."""
 
     def __init__(
@@ -90,46 +88,6 @@ class SalesforceEmulator:
         self.server = LoopbackServer(self._app, self.error_answer, faults=faults, ca=ca, port=port)
 
     # -- lifecycle and test hooks --
-
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    @property
-    def ca_path(self) -> Path:
-        return self.server.ca.ca_path
-
-    @property
-    def faults(self) -> Faults:
-        return self.server.faults
-
-    @faults.setter
-    def faults(self, value: Faults) -> None:
-        self.server.faults = value
-
-    @property
-    def counts(self) -> Counter[str]:
-        return self.server.counts
-
-    def calls(self, prefix: str = "") -> int:
-        """Requests served so far whose endpoint name starts with prefix."""
-        return self.server.calls(prefix)
-
-    def start(self) -> SalesforceEmulator:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> SalesforceEmulator:
-        return self.start()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def issue_token(self) -> str:
         """A fresh valid session id, org-id prefixed like Salesforce's (`00D...!AQ...`)."""
