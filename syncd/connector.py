@@ -71,6 +71,12 @@ class Connector(Protocol):
         """
         ...
 
+    def push_chunk(self, object_name: str, operation: str, pending: int) -> int | None:
+        """How many of the `pending` changes of one object and operation `push` should be
+        handed at a time, where a group that large is written another way (Salesforce's Bulk
+        API 2.0 ingest jobs above `bulk_threshold`); None: push's own chunks."""
+        ...
+
     def usage(self) -> Usage:
         """Calls made so far by this connector and the allowance left."""
         ...

@@ -31,6 +31,28 @@ log = logging.getLogger("syncd.push")
 CHUNK = 2000
 
 
+def _chunks(
+    connector: Connector, groups: Iterable[tuple[str, str, list[int]]]
+) -> Iterator[list[int]]:
+    """The outbox ids a connector is handed at a time: CHUNK of them, across objects, except
+    for a group the connector writes another way when it is that large (`push_chunk`), which
+    goes in chunks of its own size."""
+    runs: list[tuple[list[int], int]] = []
+    usual: list[int] = []
+    for object_name, operation, ids in groups:
+        size = connector.push_chunk(object_name, operation, len(ids))
+        if size is None:
+            usual += ids
+            continue
+        if usual:
+            runs.append((usual, CHUNK))
+            usual = []
+        runs.append((ids, max(1, size)))
+    if usual:
+        runs.append((usual, CHUNK))
+    return iter([ids[i : i + size] for ids, size in runs for i in range(0, len(ids), size)])
+
+
 @dataclass
 class PushReport:
     applied: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -70,8 +92,7 @@ def push(
     workers = {}
     for system, connector in connectors.items():
         # Ids now, rows a chunk at a time: what the push holds stays flat however many it sends.
-        ids = store.outbox.pending_ids(kinds, system)
-        chunks[system] = iter([ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)])
+        chunks[system] = _chunks(connector, store.outbox.pending_groups(kinds, system))
         jobs[system] = queue.Queue()
         workers[system] = _sender(connector, jobs[system])
 

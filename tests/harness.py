@@ -104,7 +104,8 @@ class World:
 
 
 def make_world(tmp_path: Path, ca: ThrowawayCA, mappings_folder: Path | None = None,
-               extra_config: str = "") -> Iterator[World]:
+               extra_config: str = "", salesforce_config: str = "") -> Iterator[World]:
+    """`extra_config` goes at the end (after `[sync]`), `salesforce_config` in `[salesforce]`."""
     clock = Clock()
     hubspot = HubSpotEmulator(ca=ca, clock=clock, limits=HubSpotLimits.unlimited()).start()
     salesforce = SalesforceEmulator(ca=ca, clock=clock, access_token=SALESFORCE_TOKEN).start()
@@ -127,6 +128,7 @@ requests_per_10s = 1000
 instance_url = "{salesforce.url}"
 access_token = "{SALESFORCE_TOKEN}"
 ca_bundle = "{ca.ca_path}"
+{salesforce_config}
 [sync]
 lookback = "10m"
 {f'mappings = "{mappings_folder}"' if mappings_folder else ""}

@@ -10,9 +10,10 @@ lost, nothing left in the outbox.
 A scenario is a backfill of a sandbox org, then incremental passes, each after a round of edits
 in both systems (hand-offs, stage moves, new records, a won opportunity). `make test` kills a
 two-pass scenario at five points (in the pull, after the push read its targets' stamps, in the
-HubSpot push, in the Salesforce push, after the last request); `make test-all` a three-pass
-one at 100 points drawn from every request the uninterrupted scenario makes, with the seed
-printed (replay with `SYNCD_CRASH_SEED=<seed>`).
+HubSpot push, in the Salesforce push, after the last request), and a backfill whose Salesforce
+writes go by Bulk API 2.0 ingest jobs (a low `bulk_threshold`) at three points inside a job;
+`make test-all` a three-pass one at 100 points drawn from every request the uninterrupted
+scenario makes, with the seed printed (replay with `SYNCD_CRASH_SEED=<seed>`).
 
 Clocks: the CLI stamps its passes with the real clock; the emulators stamp records with the
 world's clock, which is set to the real time before every pass and every round of edits, so
@@ -44,6 +45,7 @@ from tests.org_state import (
     org_state,
     outbox_counts,
     seeded_world,
+    set_config,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -200,8 +202,11 @@ def run_scenario(world: World, passes: int, kill: KillPoint | None = None) -> li
     return codes
 
 
-def reference_of(directory: Path, ca: ThrowawayCA, passes: int) -> Reference:
+def reference_of(directory: Path, ca: ThrowawayCA, passes: int,
+                 bulk_threshold: int | None = None) -> Reference:
     with seeded_world(directory, ca) as world:
+        if bulk_threshold is not None:
+            set_config(world, "salesforce", bulk_threshold=bulk_threshold)
         endpoints = []
         for run in range(passes):
             if run:
@@ -266,6 +271,35 @@ def test_a_pass_killed_then_run_again_ends_as_an_uninterrupted_pass(
     with seeded_world(tmp_path / "world", loopback_ca) as world:
         codes = run_scenario(world, len(reference.endpoints), kill)
         assert_same_end_state(world, reference, kill, codes)
+
+
+# A backfill whose Salesforce writes above a low `bulk_threshold` go by Bulk API 2.0 ingest jobs,
+# killed inside one: the job created and empty, its rows uploaded, or closed (the emulator
+# applies the rows then) with no result read.
+BULK_THRESHOLD = 5
+BULK_STAGES = {
+    "ingest job created": "POST /services/data/v{version}/jobs/ingest",
+    "ingest rows uploaded": "PUT /services/data/v{version}/jobs/ingest/",
+    "ingest job closed": "PATCH /services/data/v{version}/jobs/ingest/",
+}
+
+
+@pytest.fixture(scope="module")
+def bulk_reference(tmp_path_factory: pytest.TempPathFactory,
+                   loopback_ca: ThrowawayCA) -> Reference:
+    return reference_of(tmp_path_factory.mktemp("bulk"), loopback_ca, passes=1,
+                        bulk_threshold=BULK_THRESHOLD)
+
+
+@pytest.mark.parametrize("stage", list(BULK_STAGES))
+def test_a_pass_killed_inside_an_ingest_job_then_run_again_ends_as_an_uninterrupted_pass(
+    stage: str, bulk_reference: Reference, tmp_path: Path, loopback_ca: ThrowawayCA
+) -> None:
+    kill = bulk_reference.first(0, "salesforce", BULK_STAGES[stage])
+    with seeded_world(tmp_path / "world", loopback_ca) as world:
+        set_config(world, "salesforce", bulk_threshold=BULK_THRESHOLD)
+        codes = run_scenario(world, 1, kill)
+        assert_same_end_state(world, bulk_reference, kill, codes)
 
 
 # -- make test-all: a hundred kill points drawn at random -------------------------------------

@@ -22,15 +22,19 @@ from syncd.store.outbox import OutboxRow, OutboxStore
 
 @dataclass
 class FakeCRM:
-    """Applies every change; `wait_for` holds its first push until that event is set, and
-    `fail_on` raises a budget error on that push (1 = the first)."""
+    """Applies every change; `wait_for` holds its first push until that event is set,
+    `fail_on` raises a budget error on that push (1 = the first), and a group of one object and
+    operation larger than `bulk_above` is asked for `bulk_chunk` at a time (`push_chunk`)."""
 
     system: str
     wait_for: threading.Event | None = None
     fail_on: int | None = None
     pushed: list[list[str]] = field(default_factory=list)
+    objects: list[list[str]] = field(default_factory=list)  # of each push, its changes' objects
     threads: set[int] = field(default_factory=set)
     done: threading.Event = field(default_factory=threading.Event)
+    bulk_above: int | None = None  # groups larger than this come in chunks of bulk_chunk
+    bulk_chunk: int = 0
 
     def stamps(self, object_name: str, ids: Sequence[str]) -> dict[str, datetime]:
         return {}
@@ -42,9 +46,14 @@ class FakeCRM:
         if self.fail_on == len(self.pushed) + 1:
             raise BudgetError(f"{self.system}: spent", system=self.system)
         self.pushed.append([change.ref for change in changes])
+        self.objects.append([change.object for change in changes])
         self.done.set()
         return [PushResult(change.ref, True, id=f"{self.system}-{change.ref}")
                 for change in changes]
+
+    def push_chunk(self, object_name: str, operation: str, pending: int) -> int | None:
+        return self.bulk_chunk if self.bulk_above is not None and pending > self.bulk_above \
+            else None
 
     def usage(self) -> Usage:
         return Usage(self.system, calls=len(self.pushed))
@@ -61,7 +70,7 @@ def planned(store: Store, system: str, count: int) -> None:
 
 
 def pending(store: Store, system: str) -> int:
-    return len(store.outbox.pending_ids(["person"], system))
+    return sum(len(ids) for *_, ids in store.outbox.pending_groups(["person"], system))
 
 
 def test_both_crms_are_written_side_by_side_and_recorded_on_the_store_thread(
@@ -107,3 +116,37 @@ def test_a_budget_error_on_one_crm_keeps_what_both_wrote_before_it(tmp_path: Pat
     if pending(store, "second") == 0:
         assert len(second.pushed) == 1
     assert not [t for t in threading.enumerate() if t.name.startswith("push-")]
+
+
+def planned_groups(store: Store, system: str, groups: Sequence[tuple[str, str, int]]) -> None:
+    rows = [
+        OutboxRow(system, obj, "person", f"{obj}{n}", operation, {"n": n},
+                  record_id=f"{obj}{n}" if operation == "update" else None,
+                  key_field="Ext" if operation == "upsert" else None,
+                  key=f"{obj}{n}" if operation == "upsert" else None)
+        for obj, operation, count in groups
+        for n in range(count)
+    ]
+    with store.transaction():
+        store.outbox.replace("person", [row.entity_id for row in rows], rows, 1, "2026-01-01")
+
+
+@pytest.mark.parametrize(("bulk_above", "chunks"), [
+    (None, [[("Alpha", 3), ("Beta", 25), ("Gamma", 4)]]),
+    # Beta alone is above: it comes whole in chunks of its own size, the rest as usual.
+    (10, [[("Alpha", 3)], [("Beta", 7)], [("Beta", 7)], [("Beta", 7)], [("Beta", 4)],
+          [("Gamma", 4)]]),
+])
+def test_a_group_the_connector_writes_in_bulk_comes_in_chunks_of_its_size(
+    tmp_path: Path, bulk_above: int | None, chunks: list[list[tuple[str, int]]]
+) -> None:
+    store = Store(tmp_path / "s.db")
+    planned_groups(store, "crm", [("Beta", "update", 25), ("Alpha", "upsert", 3),
+                                  ("Gamma", "upsert", 4)])
+    crm = FakeCRM("crm", bulk_above=bulk_above, bulk_chunk=7)
+    report = push(store, {"crm": cast(Connector, crm)}, ["person"], 2)
+    seen = [[(obj, objects.count(obj)) for obj in sorted(set(objects))]
+            for objects in crm.objects]
+    assert seen == chunks
+    assert report.applied == {("crm", "Alpha"): 3, ("crm", "Beta"): 25, ("crm", "Gamma"): 4}
+    assert pending(store, "crm") == 0

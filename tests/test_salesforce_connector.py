@@ -395,8 +395,9 @@ def test_upserting_twice_leaves_the_org_as_upserting_once(
 def test_an_upsert_above_the_bulk_threshold_goes_by_an_ingest_job(
     org: SalesforceEmulator, tmp_path: Path
 ) -> None:
+    """With Lead assignment rules off (on, Lead upserts stay on Collections: see below)."""
     extra = f'access_token = "{TOKEN}"\nbulk_threshold = 5'
-    connector, sleeps = connector_for(tmp_path, org, extra)
+    connector, sleeps = connector_for(tmp_path, org, extra, auto_assign_leads=False)
     changes = upserts(8)
     changes[4] = Change("salesforce", "Lead", "u4", "upsert", {"LastName": None, "Company": "X"},
                         key_field="Syncd_Id__c", key="person-4")
@@ -410,6 +411,52 @@ def test_an_upsert_above_the_bulk_threshold_goes_by_an_ingest_job(
     again = connector.push(upserts(8, prefix="Re-"))
     assert [r.created for r in again] == [False] * 4 + [True] + [False] * 3
     assert len(syncd_leads(org)) == 8 and sleeps == []
+
+
+def test_updates_above_the_bulk_threshold_go_by_an_ingest_job_with_per_record_results(
+    org: SalesforceEmulator, tmp_path: Path
+) -> None:
+    ids = seed_leads(org, 7, T0 - timedelta(days=1))
+    connector, _ = connector_for(tmp_path, org, f'access_token = "{TOKEN}"\nbulk_threshold = 5')
+    changes = [Change("salesforce", "Lead", f"c{n}", "update", {"Title": f"Title {n}"},
+                      id=record_id) for n, record_id in enumerate(ids)]
+    changes[2] = Change("salesforce", "Lead", "c2", "update", {"LastName": None}, id=ids[2])
+    results = connector.push(changes)
+    assert org.calls("POST /services/data/v{version}/jobs/ingest") == 1
+    assert org.calls("PATCH /services/data/v{version}/composite/sobjects") == 0
+    assert [r.ok for r in results] == [True, True, False, True, True, True, True]
+    assert results[2].error_code == "REQUIRED_FIELD_MISSING"
+    assert [org.org.get("Lead", i)["Title"] for i in ids] == [
+        None if n == 2 else f"Title {n}" for n in range(7)]
+    assert org.org.get("Lead", ids[2])["LastName"] == "Person 2"  # the refused row: untouched
+
+
+def test_lead_upserts_stay_on_collections_above_the_threshold_while_assignment_rules_run(
+    org: SalesforceEmulator, tmp_path: Path
+) -> None:
+    connector, _ = connector_for(tmp_path, org, f'access_token = "{TOKEN}"\nbulk_threshold = 5')
+    assert connector.push_chunk("Lead", "upsert", 8) is None
+    results = connector.push(upserts(8))
+    assert all(r.ok and r.created for r in results)
+    assert org.calls("POST /services/data/v{version}/jobs/ingest") == 0
+    assert org.calls("PATCH /services/data/v{version}/composite/sobjects/{sobject}/{field}") == 1
+
+
+@pytest.mark.parametrize(("threshold", "pending", "chunk"), [
+    (10_000, 10_000, None),  # not above the threshold: push's own chunks
+    (10_000, 10_001, 10_001),  # one job
+    (10_000, 50_000, 16_667),  # three jobs of about equal size, each above the threshold
+    (100, 50_000, 16_667),  # jobs of at most BULK_JOB_ROWS (20,000)
+    (30_000, 70_000, 35_000),  # at most twice the threshold, where that is more
+])
+def test_push_chunk_asks_for_jobs_each_above_the_threshold(
+    tmp_path: Path, threshold: int, pending: int, chunk: int | None
+) -> None:
+    connector, _ = fake_connector(tmp_path, f"bulk_threshold = {threshold}")
+    assert connector.push_chunk("Contact", "update", pending) == chunk
+    if chunk is not None:
+        sizes = [min(chunk, pending - start) for start in range(0, pending, chunk)]
+        assert min(sizes) > threshold and max(sizes) <= max(20_000, 2 * threshold + 2)
 
 
 def password_extra(tmp_path: Path, emulator: SalesforceEmulator, _: bytes) -> str:
@@ -433,10 +480,12 @@ def test_the_password_flow_logs_in_before_the_first_call(
 FAKE = "https://example.my.salesforce.com"
 
 
-def fake_connector(tmp_path: Path, **options: Any) -> tuple[SalesforceConnector, Sleeps]:
+def fake_connector(
+    tmp_path: Path, extra: str = "", **options: Any
+) -> tuple[SalesforceConnector, Sleeps]:
     path = tmp_path / "config.toml"
     path.write_text(f'[hubspot]\naccess_token = "unused"\n[salesforce]\ninstance_url = "{FAKE}"'
-                    f'\naccess_token = "{TOKEN}"\n', encoding="utf-8")
+                    f'\naccess_token = "{TOKEN}"\n{extra}\n', encoding="utf-8")
     sleeps = Sleeps()
     return SalesforceConnector(load_settings(path, environ={}), sleep=sleeps, **options), sleeps
 

@@ -215,6 +215,11 @@ class HubSpotConnector:
     def push(self, changes: Sequence[Change]) -> list[PushResult]:
         return self._writer.push(changes)
 
+    def push_chunk(self, object_name: str, operation: str, pending: int) -> int | None:
+        """None: HubSpot's CRM objects have no bulk write besides the batch endpoints (100
+        inputs a call) the writer already uses for any chunk."""
+        return None
+
     def usage(self) -> Usage:
         return self.transport.usage()
 

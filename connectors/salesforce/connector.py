@@ -6,8 +6,10 @@ Reads go through simple-salesforce's `queryAll` (deletes and merge losers includ
 `bulk_threshold` rows, the rest of the window is read by a Bulk API 2.0 `queryAll` job, whose
 CSV is typed back by the object's describe. Writes use sObject Collections (200 records a call,
 `allOrNone` false) for updates by id and upserts by external id, and Bulk API 2.0 ingest jobs
-above `bulk_threshold`. Every call is retried with `syncd.pacing.retrying()` on 5xx, 429 and
-dropped connections; an expired session is renewed once where the auth flow allows it.
+for a group above `bulk_threshold` (push hands such a group over whole, in jobs of up to
+BULK_JOB_ROWS: `push_chunk`), except Lead upserts while assignment rules run. Every call is
+retried with `syncd.pacing.retrying()` on 5xx, 429 and dropped connections; an expired session
+is renewed once where the auth flow allows it.
 
 The cursor (JSON) holds the watermark (everything modified before it is stored) and, while a
 read is under way, that read's bounds, the last stamp stored and where to go on (the query
@@ -117,6 +119,9 @@ _MERGEABLE = frozenset({"Lead", "Contact", "Account"})
 COLLECTION_SIZE = 200  # sObject Collections take at most 200 records a call [doc]
 STAMP_BATCH = 2_000  # ids per stamp read: the most one Collections retrieve takes [doc]
 BULK_PAGE_SIZE = 10_000  # rows per Bulk results call
+# Rows per Bulk API 2.0 ingest job, unless `bulk_threshold` needs more (every job must be above
+# it): a job's CSV stays far below the 100 MB one upload takes, and push holds one job's rows.
+BULK_JOB_ROWS = 20_000
 # Rows per stored page of a Bulk results call: REST's own page size. A results call's CSV is
 # typed and stored this many rows at a time (its later pages resume at the same locator, past
 # the rows already stored), so what a page holds in memory does not grow with the width of
@@ -251,13 +256,34 @@ class SalesforceConnector:
                 groups[(change.object, _kind(change), change.key_field or "")].append(index)
         for (sobject, kind, key_field), indexes in groups.items():
             batch = [changes[i] for i in indexes]
-            if kind != "create" and len(batch) > self.settings.bulk_threshold:
+            if len(batch) > self.settings.bulk_threshold and self._by_bulk(sobject, kind):
                 answers = self._ingest(sobject, kind, key_field, batch)
             else:
                 answers = self._collections(sobject, kind, key_field, batch)
             for index, answer in zip(indexes, answers, strict=True):
                 results[index] = answer
         return [r for r in results if r is not None]
+
+    def push_chunk(self, object_name: str, operation: str, pending: int) -> int | None:
+        """A group above `bulk_threshold` comes in Bulk API 2.0 ingest jobs of about equal
+        size, each above the threshold and of at most BULK_JOB_ROWS rows (or twice the
+        threshold, where that is more)."""
+        kind = "update" if operation == "update" else "upsert"
+        threshold = self.settings.bulk_threshold
+        if pending <= threshold or not self._by_bulk(object_name, kind):
+            return None
+        jobs = -(-pending // max(BULK_JOB_ROWS, 2 * threshold + 2))
+        return -(-pending // jobs)
+
+    def _by_bulk(self, sobject: str, kind: str) -> bool:
+        """Whether a large group of these writes goes by a Bulk API 2.0 ingest job. Not Lead
+        upserts while Lead assignment rules are on: Bulk API 2.0 runs them only given an
+        `assignmentRuleId` (not `Sforce-Auto-Assign`), which syncd does not look up, so those
+        go by sObject Collections with the header. Not plain creates, which syncd never
+        sends (it creates by upserting on `Syncd_Id__c`)."""
+        if kind == "create":
+            return False
+        return not (sobject == "Lead" and kind == "upsert" and self.auto_assign_leads)
 
     def usage(self) -> Usage:
         ledger = self._ledger

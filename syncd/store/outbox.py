@@ -219,20 +219,24 @@ class OutboxStore:
             ]
         return found
 
-    def pending_ids(self, kinds: Iterable[str], system: str) -> list[int]:
-        """The pending rows of these kinds bound for `system`, by id, in the order push sends
-        them: it reads the rows a chunk at a time (`by_ids`), so that what it holds does not
-        grow with the outbox."""
+    def pending_groups(
+        self, kinds: Iterable[str], system: str
+    ) -> list[tuple[str, str, list[int]]]:
+        """The pending rows of these kinds bound for `system`, as (object, operation, ids), in
+        the order push sends them: it reads the rows a chunk at a time (`by_ids`), so that
+        what it holds does not grow with the outbox."""
         wanted = list(kinds)
         marks = ",".join("?" for _ in wanted)
-        return [
-            int(row[0])
-            for row in self.conn.execute(
-                f"SELECT id FROM outbox WHERE status = 'pending' AND kind IN ({marks})"
-                " AND system = ? ORDER BY object, operation, id",
-                [*wanted, system],
-            )
-        ]
+        groups: list[tuple[str, str, list[int]]] = []
+        for row_id, object_name, operation in self.conn.execute(
+            "SELECT id, object, operation FROM outbox WHERE status = 'pending'"
+            f" AND kind IN ({marks}) AND system = ? ORDER BY object, operation, id",
+            [*wanted, system],
+        ):
+            if not groups or groups[-1][:2] != (object_name, operation):
+                groups.append((object_name, operation, []))
+            groups[-1][2].append(int(row_id))
+        return groups
 
     def by_ids(self, ids: Sequence[int]) -> list[OutboxRow]:
         """The pending rows among these ids, in the order given."""
