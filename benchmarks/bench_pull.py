@@ -100,10 +100,13 @@ def memory_gb() -> float:
 
 
 def git_commit() -> str:
+    """HEAD, and whether tracked files differ from it: not counting `docs/benchmarks.md`, which
+    `run_all` itself rewrites after each benchmark."""
     try:
         found = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                                capture_output=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":(exclude)docs/benchmarks.md"],
                                cwd=ROOT, text=True, capture_output=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
