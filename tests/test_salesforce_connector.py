@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import responses
 
+import connectors.salesforce.connector as salesforce_connector
 from connectors.loopback import ThrowawayCA
 from connectors.salesforce.connector import SalesforceConnector, create
 from connectors.salesforce.emulator import SalesforceEmulator
@@ -429,6 +430,25 @@ def test_updates_above_the_bulk_threshold_go_by_an_ingest_job_with_per_record_re
     assert [org.org.get("Lead", i)["Title"] for i in ids] == [
         None if n == 2 else f"Title {n}" for n in range(7)]
     assert org.org.get("Lead", ids[2])["LastName"] == "Person 2"  # the refused row: untouched
+
+
+def test_an_ingest_upload_over_the_size_limit_goes_in_smaller_jobs(
+    org: SalesforceEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """simple-salesforce refuses an upload over 100 MB: long values split a job in halves, and
+    a row too large alone is refused with its reason while the others land."""
+    ids = seed_leads(org, 8, T0 - timedelta(days=1))
+    connector, _ = connector_for(tmp_path, org, f'access_token = "{TOKEN}"\nbulk_threshold = 5')
+    monkeypatch.setattr(salesforce_connector, "UPLOAD_LIMIT", 200)
+    changes = [Change("salesforce", "Lead", f"c{n}", "update", {"Title": f"T{n}"}, id=record_id)
+               for n, record_id in enumerate(ids)]
+    changes[5] = Change("salesforce", "Lead", "c5", "update", {"Title": "x" * 250}, id=ids[5])
+    results = connector.push(changes)
+    assert org.calls("POST /services/data/v{version}/jobs/ingest") > 1
+    assert [r.ok for r in results] == [True] * 5 + [False] + [True] * 2
+    assert results[5].error_code == "BULK_UPLOAD_TOO_LARGE"
+    assert [org.org.get("Lead", i)["Title"] for n, i in enumerate(ids) if n != 5] == [
+        f"T{n}" for n in range(8) if n != 5]
 
 
 def test_lead_upserts_stay_on_collections_above_the_threshold_while_assignment_rules_run(

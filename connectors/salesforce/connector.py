@@ -122,6 +122,8 @@ BULK_PAGE_SIZE = 10_000  # rows per Bulk results call
 # Rows per Bulk API 2.0 ingest job, unless `bulk_threshold` needs more (every job must be above
 # it): a job's CSV stays far below the 100 MB one upload takes, and push holds one job's rows.
 BULK_JOB_ROWS = 20_000
+# simple-salesforce refuses to upload more than 100 MB to one job (bulk2.MAX_INGEST_JOB_FILE_SIZE).
+UPLOAD_LIMIT = 100 * 1024 * 1024
 # Rows per stored page of a Bulk results call: REST's own page size. A results call's CSV is
 # typed and stored this many rows at a time (its later pages resume at the same locator, past
 # the rows already stored), so what a page holds in memory does not grow with the width of
@@ -571,6 +573,15 @@ class SalesforceConnector:
         key_column = "Id" if kind == "update" else key_field
         columns = [key_column, *sorted({f for c in batch for f in c.fields} - {key_column})]
         data = _ingest_csv(batch, key_column, columns)
+        if len(data.encode("utf-8")) > UPLOAD_LIMIT:
+            # Long values: the rows go in two jobs, and a row too large alone is refused.
+            if len(batch) == 1:
+                return [PushResult(batch[0].ref, False, error_code="BULK_UPLOAD_TOO_LARGE",
+                                   message=f"Salesforce {sobject}: this record's values make a "
+                                   "Bulk API upload over 100 MB; shorten them.")]
+            half = len(batch) // 2
+            return (self._ingest(sobject, kind, key_field, batch[:half])
+                    + self._ingest(sobject, kind, key_field, batch[half:]))
         jobs = "jobs/ingest"
         external = key_field if kind == "upsert" else None
         info = self._call(_Where(sobject, "POST", jobs), lambda sf: _bulk(sf, sobject).create_job(
