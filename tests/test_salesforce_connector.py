@@ -451,6 +451,20 @@ def test_an_ingest_upload_over_the_size_limit_goes_in_smaller_jobs(
         f"T{n}" for n in range(8) if n != 5]
 
 
+def test_an_ingest_job_that_fails_as_a_whole_parks_every_row_with_the_reason(
+    org: SalesforceEmulator, tmp_path: Path
+) -> None:
+    """As a Collections request refused whole: the rows are parked, the pass goes on."""
+    ids = seed_leads(org, 6, T0 - timedelta(days=1))
+    connector, _ = connector_for(tmp_path, org, f'access_token = "{TOKEN}"\nbulk_threshold = 5')
+    changes = [Change("salesforce", "Lead", f"c{n}", "update", {"No_Such_Field__c": "x"},
+                      id=record_id) for n, record_id in enumerate(ids)]
+    results = connector.push(changes)
+    assert org.calls("POST /services/data/v{version}/jobs/ingest") == 1
+    assert {(r.ok, r.error_code) for r in results} == {(False, "JOB_FAILED")}
+    assert all("No_Such_Field__c" in r.message for r in results)
+
+
 def test_lead_upserts_stay_on_collections_above_the_threshold_while_assignment_rules_run(
     org: SalesforceEmulator, tmp_path: Path
 ) -> None:

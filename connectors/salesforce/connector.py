@@ -582,6 +582,23 @@ class SalesforceConnector:
             half = len(batch) // 2
             return (self._ingest(sobject, kind, key_field, batch[:half])
                     + self._ingest(sobject, kind, key_field, batch[half:]))
+        try:
+            job, final = self._run_ingest_job(sobject, kind, key_field, data)
+        except SalesforceCallError as error:
+            # The job was refused or failed as a whole (as a refused Collections request):
+            # every record in it carries the reason.
+            return [PushResult(c.ref, False, error_code=error.error_code, message=str(error))
+                    for c in batch]
+        outcome: dict[str, deque[tuple[bool, str, str, str]]] = defaultdict(deque)
+        self._ingest_outcome(sobject, job, "successfulResults", key_column, outcome)
+        if int(final.get("numberRecordsFailed") or 0):
+            self._ingest_outcome(sobject, job, "failedResults", key_column, outcome)
+        return [_ingest_result(change, key_column, outcome) for change in batch]
+
+    def _run_ingest_job(
+        self, sobject: str, kind: str, key_field: str, data: str
+    ) -> tuple[str, dict[str, Any]]:
+        """Create the job, upload the CSV, close it and wait: its id and final state."""
         jobs = "jobs/ingest"
         external = key_field if kind == "upsert" else None
         info = self._call(_Where(sobject, "POST", jobs), lambda sf: _bulk(sf, sobject).create_job(
@@ -591,12 +608,7 @@ class SalesforceConnector:
                    lambda sf: _bulk(sf, sobject).upload_job_data(job, data))
         self._call(_Where(sobject, "PATCH", f"{jobs}/{job}"),
                    lambda sf: _bulk(sf, sobject).close_job(job))
-        final = self._wait_for_job(sobject, job, query=False)
-        outcome: dict[str, deque[tuple[bool, str, str, str]]] = defaultdict(deque)
-        self._ingest_outcome(sobject, job, "successfulResults", key_column, outcome)
-        if int(final.get("numberRecordsFailed") or 0):
-            self._ingest_outcome(sobject, job, "failedResults", key_column, outcome)
-        return [_ingest_result(change, key_column, outcome) for change in batch]
+        return job, self._wait_for_job(sobject, job, query=False)
 
     def _ingest_outcome(
         self, sobject: str, job: str, kind: str, key_column: str,
