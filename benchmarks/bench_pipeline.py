@@ -55,6 +55,8 @@ from benchmarks.bench_pull import (
     run_child,
     verdict,
 )
+from connectors.salesforce.connector import ingest_job_rows
+from syncd.config import SalesforceSettings
 
 SALESFORCE_DAILY = 200_000  # Enterprise: 100,000 + 1,000 per licence; 100 licences
 SEARCHES_PER_SECOND = 5
@@ -68,8 +70,8 @@ LIMITED_UP_TO = 100_000
 STAGES = ("pull", "reconcile", "derive", "plan", "push")
 HUBSPOT_BATCH = 100  # batch/upsert, batch/update, v4 associations
 SALESFORCE_COLLECTION = 200  # sObject Collections
-SALESFORCE_BULK_THRESHOLD = 10_000  # config default: larger groups go by Bulk API 2.0 ingest
-SALESFORCE_JOB_ROWS = 20_000  # connectors/salesforce/connector.py BULK_JOB_ROWS
+# The config default: an object's writes above it go by Bulk API 2.0 ingest jobs.
+SALESFORCE_BULK_THRESHOLD = SalesforceSettings.model_fields["bulk_threshold"].default
 SALESFORCE_JOB_CALLS = 5  # create, upload, close, one status read, successful results
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -204,10 +206,11 @@ def minimum(counts: OrgCounts, run: Pass) -> dict[str, int]:
 
 def salesforce_writes(rows: int) -> int:
     """Calls for one object's updates: Collections of 200 up to the threshold, else ingest
-    jobs of at most 20,000 rows (each above the threshold)."""
+    jobs sized as the connector sizes them (`ingest_job_rows`)."""
     if rows <= SALESFORCE_BULK_THRESHOLD:
         return -(-rows // SALESFORCE_COLLECTION)
-    return -(-rows // SALESFORCE_JOB_ROWS) * SALESFORCE_JOB_CALLS
+    size = ingest_job_rows(rows, SALESFORCE_BULK_THRESHOLD)
+    return -(-rows // size) * SALESFORCE_JOB_CALLS
 
 
 def hubspot_seconds(run: Pass) -> float:
@@ -390,9 +393,9 @@ def report(results: Sequence[ScaleResult], argv: Sequence[str]) -> str:
         stages_table(results),
         "API calls (pull and push) against the minimum the page and batch sizes allow (the "
         "backfill: reads as in `bench_pull`, plus writes: HubSpot's in full batches of 100; "
-        "Salesforce's per object, in Bulk API 2.0 ingest jobs of 20,000 rows (5 calls each) "
-        "above `bulk_threshold`, else sObject Collections of 200, the Leads created by "
-        "Collections), records written and peak RSS:",
+        "Salesforce's per object, above `bulk_threshold` in Bulk API 2.0 ingest jobs of "
+        "10,001 to 20,002 rows (5 calls each), else sObject Collections of 200, the Leads "
+        "created by Collections), records written and peak RSS:",
         calls_table(results),
         "Incremental run after 1% of HubSpot contacts, Salesforce Leads and Contacts changed:",
         incremental_table(results),

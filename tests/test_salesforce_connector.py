@@ -490,7 +490,8 @@ def test_push_chunk_asks_for_jobs_each_above_the_threshold(
     assert connector.push_chunk("Contact", "update", pending) == chunk
     if chunk is not None:
         sizes = [min(chunk, pending - start) for start in range(0, pending, chunk)]
-        assert min(sizes) > threshold and max(sizes) <= max(20_000, 2 * threshold + 2)
+        most = max(salesforce_connector.BULK_JOB_ROWS, 2 * threshold + 2)
+        assert min(sizes) > threshold and max(sizes) <= most
 
 
 def password_extra(tmp_path: Path, emulator: SalesforceEmulator, _: bytes) -> str:

@@ -7,7 +7,7 @@ Reads go through simple-salesforce's `queryAll` (deletes and merge losers includ
 CSV is typed back by the object's describe. Writes use sObject Collections (200 records a call,
 `allOrNone` false) for updates by id and upserts by external id, and Bulk API 2.0 ingest jobs
 for a group above `bulk_threshold` (push hands such a group over whole, in jobs of up to
-BULK_JOB_ROWS: `push_chunk`), except Lead upserts while assignment rules run. Every call is
+`ingest_job_rows`: `push_chunk`), except Lead upserts while assignment rules run. Every call is
 retried with `syncd.pacing.retrying()` on 5xx, 429 and dropped connections; an expired session
 is renewed once where the auth flow allows it.
 
@@ -133,6 +133,15 @@ UPLOAD_LIMIT = 100 * 1024 * 1024
 BULK_SLICE = 2_000
 BULK_POLL_MAX = 10.0  # seconds between job status reads, at most
 BULK_WAIT_LIMIT = 3600.0  # a job not done after an hour is reported, not waited on forever
+
+
+def ingest_job_rows(pending: int, threshold: int) -> int:
+    """Rows per ingest job for a group of `pending` writes above `threshold`: jobs of about
+    equal size, each above the threshold (or the group would go by Collections) and of at most
+    BULK_JOB_ROWS rows, or 2 x threshold + 2 where that is more (what keeps every job above
+    it: 20,002 at the default threshold of 10,000)."""
+    jobs = -(-pending // max(BULK_JOB_ROWS, 2 * threshold + 2))
+    return -(-pending // jobs)
 
 
 class SalesforceCallError(ConnectorError):
@@ -269,15 +278,12 @@ class SalesforceConnector:
         return [r for r in results if r is not None]
 
     def push_chunk(self, object_name: str, operation: str, pending: int) -> int | None:
-        """A group above `bulk_threshold` comes in Bulk API 2.0 ingest jobs of about equal
-        size, each above the threshold and of at most BULK_JOB_ROWS rows (or twice the
-        threshold, where that is more)."""
+        """A group above `bulk_threshold` comes in Bulk API 2.0 ingest jobs (`ingest_job_rows`)."""
         kind = "update" if operation == "update" else "upsert"
         threshold = self.settings.bulk_threshold
         if pending <= threshold or not self._by_bulk(object_name, kind):
             return None
-        jobs = -(-pending // max(BULK_JOB_ROWS, 2 * threshold + 2))
-        return -(-pending // jobs)
+        return ingest_job_rows(pending, threshold)
 
     def _by_bulk(self, sobject: str, kind: str) -> bool:
         """Whether a large group of these writes goes by a Bulk API 2.0 ingest job. Not Lead
