@@ -48,7 +48,7 @@ class HandoffTracker:
             # A batch of hand-offs and their Leads at a time: the pass after a backfill that
             # handed 170,000 people to sales (at 1,000,000) reads every one of them back.
             for chunk in sorted_chunks(people, _BATCH):
-                open_ = list(lifecycle.open_handoffs(chunk).values())
+                open_ = list(lifecycle.handoffs(chunk, open_only=True).values())
                 lifecycle.save_handoffs(self._refreshed(open_), self.run)
             unified.set_state(_INITIAL_STATUS, self.settings.initial_status)
 

@@ -131,7 +131,8 @@ class LifecycleStore:
     def handoffs(
         self, people: Iterable[str] | None = None, open_only: bool = False
     ) -> dict[str, Handoff]:
-        """The hand-offs of these people (None: of everyone); `open_only`: those still open."""
+        """The hand-offs of these people (None: of everyone); `open_only`: those still missing
+        their Lead or their first sales touch."""
         select = (
             "SELECT person_id, qualified_at, lead_id, created_by_syncd, owner_id,"
             " first_touch_at, first_touch FROM handoff WHERE "
@@ -162,11 +163,6 @@ class LifecycleStore:
                 " AND entity_id NOT IN (SELECT person_id FROM handoff)"
             )
         ]
-
-    def open_handoffs(self, people: Iterable[str] | None = None) -> dict[str, Handoff]:
-        """Hand-offs still missing their Lead or their first sales touch (of these people;
-        None: of everyone)."""
-        return self.handoffs(people, open_only=True)
 
     def open_handoff_people(self) -> set[str]:
         """The people whose hand-off is still missing its Lead or its first sales touch."""
