@@ -11,7 +11,7 @@ fields as they are. The date each stage was first entered is kept in `stage_hist
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -126,14 +126,21 @@ class StageDeriver:
             }
         return people
 
-    def derive(self, people: Iterable[str], batch: int = 2000) -> int:
+    def derive(
+        self,
+        people: Iterable[str],
+        batch: int = 2000,
+        between: Callable[[], None] = lambda: None,
+    ) -> int:
         """Derive these people's stages; how many of them moved. A pass's dirty people (a
-        million in a backfill) are read a batch at a time, and the moved ones are not kept."""
+        million in a backfill) are read a batch at a time, and the moved ones are not kept.
+        `between` is called after each batch's transaction."""
         moved = 0
         with collector_paused():
             for chunk in sorted_chunks(people, batch):
                 with self.store.transaction():
                     moved += len(self._derive_chunk(chunk))
+                between()
         return moved
 
     def _derive_chunk(self, chunk: list[str]) -> set[str]:

@@ -37,9 +37,16 @@ from syncd.push import PushReport, push
 from syncd.readahead import Interleaved
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
-from syncd.touchpoints import refresh_touchpoints
+from syncd.touchpoints import TOUCH_OBJECTS, refresh_touchpoints
 
 log = logging.getLogger("syncd.pipeline")
+
+# Streams read while the pass reconciles (`_ActivityPull`): the touches, which only the
+# touchpoints and the hand-off's first-touch check read, both after the reconcile.
+ACTIVITY_STREAMS = frozenset(TOUCH_OBJECTS)
+# How far (in rows) an activity stream's worker may read ahead of the store: a few seconds of
+# HubSpot's paced calls.
+ACTIVITY_AHEAD_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -134,21 +141,18 @@ def run_once(
         if should_stop():
             raise _Interrupted
 
+    order: dict[tuple[str, str], int] = {}
     try:
-        _pull(
-            store,
-            connectors,
-            run,
-            options,
-            lookback,
-            started_at,
-            report,
-            checkpoint,
-            progress,
-            timer,
-        )
-        if definitions is not None:
-            _sync(store, connectors, definitions, run, options, report, checkpoint)
+        streams = [(c.system, s.name) for c in connectors.values() for s in c.streams()]
+        order.update((key, index) for index, key in enumerate(streams))
+        window = _window(store, options, lookback, started_at)
+        _pull(store, connectors, run, window, report, checkpoint, progress, timer)
+        with _ActivityPull(
+            store, connectors, run, window, report, checkpoint, progress, timer
+        ) as activities:
+            if definitions is not None:
+                _sync(store, connectors, definitions, run, options, report, checkpoint, activities)
+            activities.finish()
         report.status = "rejected" if report.rejected else "ok"
         report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
     except _Interrupted:
@@ -158,6 +162,8 @@ def run_once(
     except SyncdError as exc:
         report.status, report.exit_code, report.error = "stopped", exc.exit_code, str(exc)
     finally:
+        # In the connectors' order, as they declare their streams (activities end last).
+        report.streams.sort(key=lambda s: order.get((s.system, s.stream), len(order)))
         for connector in connectors.values():
             usage = connector.usage()
             report.usage.append(usage)
@@ -171,44 +177,144 @@ def run_once(
     return report
 
 
+def _window(
+    store: Store, options: RunOptions, lookback: timedelta, started_at: datetime
+) -> Window:
+    if options.full:
+        store.reset_cursors()
+    return Window(run_start=started_at, lookback=lookback, since=options.since, full=options.full)
+
+
+def _streams(
+    store: Store, connector: Connector, window: Window, activities: bool
+) -> dict[str, str | None]:
+    """The connector's streams of one kind (activities or the rest), with their cursors."""
+    return {
+        stream.name: None if window.full else store.cursor(connector.system, stream.name)
+        for stream in connector.streams()
+        if ((connector.system, stream.name) in ACTIVITY_STREAMS) == activities
+    }
+
+
 def _pull(
     store: Store,
     connectors: Mapping[str, Connector],
     run: int,
-    options: RunOptions,
-    lookback: timedelta,
-    started_at: datetime,
+    window: Window,
     report: RunReport,
     checkpoint: Callable[[], None],
     progress: Progress | None,
     timer: Callable[[], float],
 ) -> None:
-    """Every stream of every connector, one connector after the other, each from a worker
-    thread one page ahead of the store; pages are stored here, on the store's thread.
+    """Every stream but the activity streams (`_ActivityPull`), one connector after the other,
+    each from a worker thread one page ahead of the store; pages are stored here, on the
+    store's thread.
 
     Not side by side: reading Salesforce while HubSpot is paced kept the HubSpot thread
     waiting for the interpreter. When commit 044c88e read them so, `bench_pull` at 100,000
     people on a 2-core machine showed HubSpot's share of the Enterprise allowance at 85.4%
     (98.5% before, 97.5% again once reverted), and the unpaced pull took no less time."""
-    if options.full:
-        store.reset_cursors()
-    window = Window(run_start=started_at, lookback=lookback, since=options.since, full=options.full)
     for connector in connectors.values():
         checkpoint()
-        streams = [stream.name for stream in connector.streams()]
-        cursors = {s: None if window.full else store.cursor(connector.system, s) for s in streams}
-        pages = _connector_pages(connector, cursors, window, timer)
-        current, began = StreamReport(connector.system, ""), 0.0
+        pages = _connector_pages(
+            connector, _streams(store, connector, window, False), window, timer
+        )
         with Interleaved({connector.system: pages}, f"pull-{connector.system}") as arrivals:
-            for _, (stream, item) in arrivals:
-                if isinstance(item, _StreamStart):
-                    current, began = StreamReport(connector.system, stream), item.at
-                elif isinstance(item, _StreamEnd):
-                    current.took = round(timer() - began, 3)
-                    report.streams.append(_stream_done(run, current, progress))
-                else:
-                    _store_page(store, run, current, item, progress)
-                    checkpoint()
+            stored = _Arrivals(store, run, report, checkpoint, progress, timer)
+            for _, item in arrivals:
+                stored.take(connector.system, item)
+
+
+class _ActivityPull:
+    """The activity streams (touches: HubSpot form submissions and email events, Salesforce
+    campaign members, Tasks and Events), read while the pass reconciles and derives stages.
+
+    Nothing the reconcile or the stages read is in them, and in a backfill they are most of
+    HubSpot's calls: paced at its allowance, they leave the store's thread idle most of the
+    time they take. So they are read by worker threads (one per connector, side by side),
+    and the pass stores what has arrived between its chunks of work (`pump`); the touchpoints
+    and everything after them wait for the last page (`finish`). A worker may run up to
+    `ACTIVITY_AHEAD_ROWS` rows ahead of the store (a reconcile chunk takes a fraction of a
+    second; identifying a million people's records takes longer).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        run: int,
+        window: Window,
+        report: RunReport,
+        checkpoint: Callable[[], None],
+        progress: Progress | None,
+        timer: Callable[[], float],
+    ) -> None:
+        self.connectors, self.checkpoint = connectors, checkpoint
+        sources = {}
+        for name, connector in connectors.items():
+            cursors = _streams(store, connector, window, True)
+            if cursors:
+                sources[name] = _connector_pages(connector, cursors, window, timer)
+        self._stored = _Arrivals(store, run, report, checkpoint, progress, timer)
+        self._arrivals: Interleaved[tuple[str, Page | _StreamStart | _StreamEnd]] = Interleaved(
+            sources,
+            "activities",
+            ahead=dict.fromkeys(sources, ACTIVITY_AHEAD_ROWS),
+            weigh=_rows,
+        )
+
+    def __enter__(self) -> _ActivityPull:
+        self.checkpoint()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._arrivals.close()
+
+    def pump(self) -> None:
+        """Store the pages that have arrived (call between transactions)."""
+        for name, item in self._arrivals.ready():
+            self._stored.take(self.connectors[name].system, item)
+
+    def finish(self) -> None:
+        """Store every page that is left, waiting for each."""
+        for name, item in self._arrivals:
+            self._stored.take(self.connectors[name].system, item)
+
+
+class _Arrivals:
+    """What the pull's workers hand over, stored on the store's thread: pages with their
+    cursors, and each stream's report as it ends."""
+
+    def __init__(
+        self,
+        store: Store,
+        run: int,
+        report: RunReport,
+        checkpoint: Callable[[], None],
+        progress: Progress | None,
+        timer: Callable[[], float],
+    ) -> None:
+        self.store, self.run, self.report, self.checkpoint = store, run, report, checkpoint
+        self.progress, self.timer = progress, timer
+        self.open: dict[tuple[str, str], StreamReport] = {}
+
+    def take(self, system: str, item: tuple[str, Page | _StreamStart | _StreamEnd]) -> None:
+        stream, what = item
+        key = (system, stream)
+        if isinstance(what, _StreamStart):
+            self.open[key] = StreamReport(system, stream, took=what.at)
+        elif isinstance(what, _StreamEnd):
+            done = self.open.pop(key)
+            done.took = round(self.timer() - done.took, 3)
+            self.report.streams.append(_stream_done(self.run, done, self.progress))
+        else:
+            _store_page(self.store, self.run, self.open[key], what, self.progress)
+            self.checkpoint()
+
+
+def _rows(item: tuple[str, Page | _StreamStart | _StreamEnd]) -> int:
+    what = item[1]
+    return len(what.records) if isinstance(what, Page) else 0
 
 
 def _sync(
@@ -219,8 +325,11 @@ def _sync(
     options: RunOptions,
     report: RunReport,
     checkpoint: Callable[[], None],
+    activities: _ActivityPull,
 ) -> None:
     """Reconcile what changed since the last complete pass, plan, and push (not on a dry run).
+    The activity streams are stored between chunks of the reconcile and of the stages, and
+    wholly before the touchpoints.
 
     People and accounts go first, so that the deals planned next can be associated with the
     HubSpot records just created for them. The reconcile watermark moves only once everything
@@ -230,7 +339,7 @@ def _sync(
     unified = store.unified
     after = int(unified.get_state(RECONCILED_THROUGH) or 0)
     at = iso(report.started_at)
-    reconciler = Reconciler(store, mappings, run, at)
+    reconciler = Reconciler(store, mappings, run, at, between=activities.pump)
     report.reconciled = reconciler.reconcile(after)
     for kind, problems in reconciler.problems.items():
         for (system, object_name, record_id), name, message in problems:
@@ -243,8 +352,9 @@ def _sync(
     if lifecycle is not None:
         deriver = StageDeriver(store, lifecycle, spec_for(mappings.person), run, report.started_at)
         deriver.people_touched_by(dirty["opportunity"], into=dirty["person"])
-        report.stages_moved = deriver.derive(dirty["person"])
+        report.stages_moved = deriver.derive(dirty["person"], between=activities.pump)
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
+    activities.finish()
     # The touched people are the credits' only input from the touchpoints: not kept past them.
     touches = refresh_touchpoints(store, after, run)
     credits = compute_credits(

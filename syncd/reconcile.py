@@ -303,9 +303,17 @@ class Reconciler:
     """
 
     def __init__(
-        self, store: Store, mappings: Mappings, run: int, at: str, batch: int = 2000
+        self,
+        store: Store,
+        mappings: Mappings,
+        run: int,
+        at: str,
+        batch: int = 2000,
+        between: Callable[[], None] = lambda: None,
     ) -> None:
         self.store, self.mappings, self.run, self.at, self.batch = store, mappings, run, at, batch
+        # Called between chunks, outside their transactions (the pass stores pages there).
+        self.between = between
         # Per kind, in a temporary table: a backfill's dirty entities are all of them.
         self.dirty: dict[str, DirtyIds] = {
             kind: DirtyIds.fresh(store.db.conn, kind)
@@ -338,6 +346,7 @@ class Reconciler:
         for chunk in dirty.chunks(self.batch):
             with self.store.transaction():
                 self._recompute_chunk(mapping, spec, chunk, report, unified)
+            self.between()
         return report
 
     def _recompute_chunk(

@@ -4,6 +4,7 @@ that stops, fails or is interrupted ends exactly as it did when it read one page
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -137,6 +138,62 @@ def test_an_error_in_one_source_stops_and_closes_the_others_on_their_threads() -
     assert raised.value is error
     assert len(other_closed_on) == 1 and other_closed_on[0] != threading.get_ident()
     assert not [t for t in threading.enumerate() if t.name.startswith("syncd-read-ahead")]
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "the worker did not get there"
+        time.sleep(0.005)
+
+
+def test_a_source_given_room_reads_ahead_until_what_it_holds_weighs_that_much() -> None:
+    """`ahead` counts what `weigh` says (the pull's activity streams: rows): here items weigh
+    2 and the room is 5, so the worker fetches while it holds less than 5 (0, 2, 4) and
+    stops holding three items; as they are taken it goes on."""
+    source, gate = Source(10), threading.Event()
+
+    def gated() -> Iterator[int]:
+        assert gate.wait(10)
+        yield from source.items()
+
+    with Interleaved({"only": gated()}, ahead={"only": 5}, weigh=lambda _: 2) as items:
+        assert list(items.ready()) == []  # starts the worker, which waits at the gate
+        gate.set()
+        _wait_for(lambda: len(source.taken_when_made) >= 3)
+        time.sleep(0.05)  # time for a fourth, were the bound not kept
+        assert source.taken_when_made == [0, 0, 0]
+        seen = []
+        for _, item in items:
+            seen.append(item)
+            source.taken += 1
+    assert seen == list(range(10))
+    # Item n is made once the caller has taken item n - 3 (three held while one is used).
+    assert all(taken >= number - 3 for number, taken in enumerate(source.taken_when_made))
+    assert items.done
+
+
+def test_ready_hands_over_what_has_arrived_without_waiting_for_more() -> None:
+    asked_again, release = threading.Event(), threading.Event()
+
+    def gated() -> Iterator[str]:
+        yield "first"
+        asked_again.set()  # "first" is handed over: the worker asks for the next
+        assert release.wait(10)
+        yield "second"
+
+    with Interleaved({"gated": gated()}, ahead={"gated": 10}) as items:
+        got = list(items.ready())  # starts the worker
+        _wait_for(asked_again.is_set)
+        got += list(items.ready())
+        assert got == [("gated", "first")]
+        started = time.monotonic()
+        assert list(items.ready()) == []  # the second is not there: no waiting for it
+        assert time.monotonic() - started < 1
+        assert not items.done
+        release.set()
+        assert list(items) == [("gated", "second")]
+        assert items.done
 
 
 # -- the pull stage -------------------------------------------------------------------------

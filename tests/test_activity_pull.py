@@ -1,0 +1,125 @@
+"""The activity streams are read while the pass reconciles (`syncd.pipeline._ActivityPull`).
+
+Touches (HubSpot form submissions and email events, Salesforce campaign members, Tasks and
+Events) are most of a backfill's HubSpot calls, and nothing the reconcile or the stages read
+is in them. So the pass reads every other stream first, then reads the activity streams from
+worker threads while it reconciles and derives stages, storing their pages between chunks of
+that work, outside its transactions; the touchpoints wait for the last page.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+from syncd.connector import Connector, Window
+from syncd.identity import spec_for
+from syncd.lifecycle import StageDeriver
+from syncd.mapping_loader import load_mappings
+from syncd.model import Page, Record, Stream, Usage
+from syncd.pipeline import ACTIVITY_STREAMS, StreamReport, run_once
+from syncd.reconcile import Reconciler
+from syncd.stages import load_lifecycle
+from syncd.store import Store, iso
+
+SHIPPED = Path(__file__).resolve().parent.parent / "mappings"
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@dataclass
+class Recorded:
+    """The pages stored, in the order the pass stored them."""
+
+    pages: list[tuple[str, str]] = field(default_factory=list)
+
+    def page(self, system: str, stream: str, page: Page, rows_so_far: int) -> None:
+        self.pages.append((system, stream))
+
+    def stream_done(self, report: StreamReport) -> None:
+        pass
+
+
+@dataclass
+class TwoKinds:
+    """A HubSpot-named connector declaring an activity stream before an ordinary one."""
+
+    system: str = "hubspot"
+    threads: dict[str, set[int]] = field(default_factory=dict)
+
+    def streams(self) -> Sequence[Stream]:
+        return [Stream("email_events"), Stream("things")]
+
+    def pull(self, stream: str, cursor: str | None, window: Window) -> Iterator[Page]:
+        for number in range(1, 3):
+            self.threads.setdefault(stream, set()).add(threading.get_ident())
+            record = Record(self.system, stream, f"{stream}-{number}",
+                            T0 + timedelta(minutes=number), {"n": number})
+            yield Page(stream, [record], cursor=str(number), watermark=record.updated_at)
+
+    def usage(self) -> Usage:
+        return Usage(self.system, calls=0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_touch_streams_are_the_activity_streams() -> None:
+    touches = {("hubspot", "form_submissions"), ("hubspot", "email_events"),
+               ("salesforce", "CampaignMember"), ("salesforce", "Task"), ("salesforce", "Event")}
+    assert touches == ACTIVITY_STREAMS
+
+
+def test_activity_streams_are_stored_after_the_others_and_reported_in_declared_order(
+    tmp_path: Path,
+) -> None:
+    store, connector, recorded = Store(tmp_path / "s.db"), TwoKinds(), Recorded()
+    report = run_once(store, {"hubspot": cast(Connector, connector)},
+                      clock=lambda: T0 + timedelta(days=1), lookback=timedelta(minutes=10),
+                      budgets={}, progress=recorded)
+    assert report.status == "ok"
+    assert recorded.pages == [("hubspot", "things")] * 2 + [("hubspot", "email_events")] * 2
+    assert [(s.stream, s.pages) for s in report.streams] == [("email_events", 2), ("things", 2)]
+    assert store.cursor("hubspot", "email_events") == "2"
+    assert threading.get_ident() not in connector.threads["email_events"]
+
+
+def _people(store: Store, count: int) -> None:
+    records = [
+        Record("salesforce", "Contact", f"003{number:015d}", T0 + timedelta(seconds=number),
+               {"Email": f"p{number}@example.com", "LastName": f"P{number}"})
+        for number in range(count)
+    ]
+    store.save_page(1, "salesforce", Page("Contact", records, cursor="1"))
+
+
+def test_the_reconcile_calls_between_after_each_chunk_outside_its_transaction(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    _people(store, 5)
+    calls: list[bool] = []
+    reconciler = Reconciler(store, load_mappings(SHIPPED), 1, iso(T0), batch=2,
+                            between=lambda: calls.append(store.db.conn.in_transaction))
+    reconciler.reconcile(0)
+    assert calls == [False, False, False]  # 5 people in chunks of 2; no accounts or deals
+    assert len(reconciler.dirty["person"]) == 5
+
+
+def test_deriving_stages_calls_between_after_each_batch_outside_its_transaction(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    _people(store, 5)
+    mappings = load_mappings(SHIPPED)
+    reconciler = Reconciler(store, mappings, 1, iso(T0))
+    reconciler.reconcile(0)
+    deriver = StageDeriver(store, load_lifecycle(SHIPPED), spec_for(mappings.person), 1, T0)
+    calls: list[bool] = []
+    moved = deriver.derive(reconciler.dirty["person"], batch=2,
+                           between=lambda: calls.append(store.db.conn.in_transaction))
+    assert calls == [False, False, False]
+    assert moved == 5  # each live Contact makes its person a lead
