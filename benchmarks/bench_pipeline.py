@@ -46,6 +46,7 @@ from benchmarks.bench_pull import (
     Org,
     OrgCounts,
     Pass,
+    covered,
     log_peak_rss,
     machine,
     minimum_backfill,
@@ -296,7 +297,9 @@ def stages_table(results: Sequence[ScaleResult]) -> str:
             seconds, items = stage_seconds(run), stage_items(run)
             cells = [f"{seconds.get(s, 0.0):.1f} ({rate(items.get(s, 0), seconds.get(s, 0.0))})"
                      for s in STAGES]
-            other = run.seconds - sum(seconds.get(s, 0.0) for s in STAGES)
+            # The activity streams are read beside the reconcile and the stages: the time in
+            # no stage is what no stream or stage covers.
+            other = run.seconds - covered(run.intervals("pull") + run.intervals("stage"))
             rows.append(f"| {people(result)} | {run.label} | {run.exit_code} | "
                         + " | ".join(cells) + f" | {other:.1f} | {run.seconds:.1f} |")
     return "\n".join(rows)
@@ -380,7 +383,11 @@ def report(results: Sequence[ScaleResult], argv: Sequence[str]) -> str:
         f"Whole passes (`syncd run --once`, each in its own process); org seeded: {seeded}. "
         f"HubSpot limits off and `requests_per_10s = {UNPACED_PER_10S}` except in the "
         f"Enterprise run; Salesforce daily allowance {SALESFORCE_DAILY:,}; lookback 1s.",
-        "Per stage. Pull: the `event=pull` lines' own `took`, records = rows read. Reconcile, "
+        "Per stage. Pull: the wall time during which a stream was read (each `event=pull` "
+        "line's own `took`, ending at its time; overlaps counted once), records = rows read. "
+        "The activity streams (touches) are read beside the next connector's streams, the "
+        "reconcile and the stages, so the stages' times add up to more than the process's. "
+        "Reconcile, "
         "derive, plan and push are not logged with a duration by `syncd/pipeline.py`: the "
         "benchmark's child times the calls `run_once` makes to `Reconciler.reconcile` "
         "(records = source records reconciled), `StageDeriver.people_touched_by` + `.derive`, "
@@ -388,8 +395,8 @@ def report(results: Sequence[ScaleResult], argv: Sequence[str]) -> str:
         "`HandoffTracker.record_planned` + `.refresh` (records = people whose stage was "
         "derived, touchpoints written or dropped, opportunities whose credits were "
         "recomputed), `Planner.plan` (records = outbox rows planned) "
-        "and `push` (records = records applied or rejected). Other: process start, imports, "
-        "store open, exit.",
+        "and `push` (records = records applied or rejected). Other: the time in no stream "
+        "and no stage (process start, imports, store open, exit).",
         stages_table(results),
         "API calls (pull and push) against the minimum the page and batch sizes allow (the "
         "backfill: reads as in `bench_pull`, plus writes: HubSpot's in full batches of 100; "

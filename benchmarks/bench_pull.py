@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -169,9 +169,17 @@ class Pass:
         return sum(s.calls for s in self.streams if s.system == system)
 
     def pull_seconds(self, system: str | None = None) -> float:
-        """One system's pull time, or the stage's: streams and systems are read one after the
-        other, so their times add up."""
-        return sum(s.took for s in self.streams if system in (None, s.system))
+        """One system's pull time, or the stage's: the wall time during which any of its
+        streams was being read. Streams overlap (a connector's activity streams are read
+        beside the next connector's pull and the reconcile), so their times do not add up."""
+        return covered(self.intervals("pull", system))
+
+    def intervals(self, name: str, system: str | None = None) -> list[tuple[float, float]]:
+        """(start, end) in seconds of the events `name` (`pull`: streams; `stage`: the stages
+        `bench_pipeline` times) of this system, from each line's time and its `took`."""
+        return [(end - seconds_of(e["took"]), end)
+                for e in self.of(name) if system in (None, e.get("system"))
+                for end in (_stamp(e["ts"]),)]
 
     def pull_rows(self) -> int:
         return sum(s.rows for s in self.streams)
@@ -182,6 +190,20 @@ class Pass:
 
 def seconds_of(text: Any) -> float:
     return float(str(text).rstrip("s"))
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def covered(intervals: Iterable[tuple[float, float]]) -> float:
+    """The time some interval covers (overlaps counted once)."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 class RequestClock:

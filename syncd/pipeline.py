@@ -146,10 +146,8 @@ def run_once(
         streams = [(c.system, s.name) for c in connectors.values() for s in c.streams()]
         order.update((key, index) for index, key in enumerate(streams))
         window = _window(store, options, lookback, started_at)
-        _pull(store, connectors, run, window, report, checkpoint, progress, timer)
-        with _ActivityPull(
-            store, connectors, run, window, report, checkpoint, progress, timer
-        ) as activities:
+        with _ActivityPull(store, run, report, checkpoint, progress, timer) as activities:
+            _pull(store, connectors, window, checkpoint, activities)
             if definitions is not None:
                 _sync(store, connectors, definitions, run, options, report, checkpoint, activities)
             activities.finish()
@@ -199,86 +197,95 @@ def _streams(
 def _pull(
     store: Store,
     connectors: Mapping[str, Connector],
-    run: int,
     window: Window,
-    report: RunReport,
     checkpoint: Callable[[], None],
-    progress: Progress | None,
-    timer: Callable[[], float],
+    activities: _ActivityPull,
 ) -> None:
-    """Every stream but the activity streams (`_ActivityPull`), one connector after the other,
-    each from a worker thread one page ahead of the store; pages are stored here, on the
-    store's thread.
+    """Every stream but the activity streams, one connector after the other, each from a
+    worker thread one page ahead of the store; pages are stored here, on the store's thread.
+    Once a connector's other streams are read its activity streams start (`_ActivityPull`),
+    and what they bring is stored between the next connector's pages.
 
-    Not side by side: reading Salesforce while HubSpot is paced kept the HubSpot thread
-    waiting for the interpreter. When commit 044c88e read them so, `bench_pull` at 100,000
-    people on a 2-core machine showed HubSpot's share of the Enterprise allowance at 85.4%
-    (98.5% before, 97.5% again once reverted), and the unpaced pull took no less time."""
-    for connector in connectors.values():
+    Not side by side (one page ahead each): reading Salesforce while HubSpot is paced kept
+    the HubSpot thread waiting for the store. When commit 044c88e read them so, `bench_pull`
+    at 100,000 people on a 2-core machine showed HubSpot's share of the Enterprise allowance
+    at 85.4% (98.5% before, 97.5% again once reverted), and the unpaced pull took no less
+    time. The activity streams may read further ahead, and keep their share beside the
+    Salesforce pull and the reconcile (`bench_pipeline`)."""
+    for name, connector in connectors.items():
         checkpoint()
         pages = _connector_pages(
-            connector, _streams(store, connector, window, False), window, timer
+            connector, _streams(store, connector, window, False), window, timer=activities.timer
         )
         with Interleaved({connector.system: pages}, f"pull-{connector.system}") as arrivals:
-            stored = _Arrivals(store, run, report, checkpoint, progress, timer)
             for _, item in arrivals:
-                stored.take(connector.system, item)
+                activities.stored.take(connector.system, item)
+                activities.pump()
+        activities.start(name, connector, _streams(store, connector, window, True), window)
 
 
 class _ActivityPull:
     """The activity streams (touches: HubSpot form submissions and email events, Salesforce
-    campaign members, Tasks and Events), read while the pass reconciles and derives stages.
+    campaign members, Tasks and Events), read while the pass goes on with other work.
 
     Nothing the reconcile or the stages read is in them, and in a backfill they are most of
     HubSpot's calls: paced at its allowance, they leave the store's thread idle most of the
-    time they take. So they are read by worker threads (one per connector, side by side),
-    and the pass stores what has arrived between its chunks of work (`pump`); the touchpoints
-    and everything after them wait for the last page (`finish`). A worker may run up to
-    `ACTIVITY_AHEAD_ROWS` rows ahead of the store (a reconcile chunk takes a fraction of a
-    second; identifying a million people's records takes longer).
+    time they take. So each connector's are read by a worker thread of their own, started
+    once its other streams are read (`start`), side by side with the next connector's pull,
+    the reconcile and the stages. The pass stores what has arrived between its pages and its
+    chunks of work (`pump`, outside any transaction); the touchpoints and everything after
+    them wait for the last page (`finish`). A worker may run up to `ACTIVITY_AHEAD_ROWS` rows
+    ahead of the store (a reconcile chunk takes a fraction of a second; identifying a million
+    people's records takes longer).
     """
 
     def __init__(
         self,
         store: Store,
-        connectors: Mapping[str, Connector],
         run: int,
-        window: Window,
         report: RunReport,
         checkpoint: Callable[[], None],
         progress: Progress | None,
         timer: Callable[[], float],
     ) -> None:
-        self.connectors, self.checkpoint = connectors, checkpoint
-        sources = {}
-        for name, connector in connectors.items():
-            cursors = _streams(store, connector, window, True)
-            if cursors:
-                sources[name] = _connector_pages(connector, cursors, window, timer)
-        self._stored = _Arrivals(store, run, report, checkpoint, progress, timer)
-        self._arrivals: Interleaved[tuple[str, Page | _StreamStart | _StreamEnd]] = Interleaved(
-            sources,
-            "activities",
-            ahead=dict.fromkeys(sources, ACTIVITY_AHEAD_ROWS),
-            weigh=_rows,
-        )
+        self.timer = timer
+        self.stored = _Arrivals(store, run, report, checkpoint, progress, timer)
+        self._reads: dict[str, tuple[str, Interleaved[_Item]]] = {}
 
     def __enter__(self) -> _ActivityPull:
-        self.checkpoint()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._arrivals.close()
+        for _, reads in self._reads.values():
+            reads.close()
+
+    def start(
+        self, name: str, connector: Connector, cursors: Mapping[str, str | None], window: Window
+    ) -> None:
+        """Start reading this connector's activity streams from these cursors."""
+        if not cursors:
+            return
+        pages = _connector_pages(connector, cursors, window, self.timer)
+        reads = Interleaved(
+            {name: pages},
+            f"activities-{connector.system}",
+            ahead={name: ACTIVITY_AHEAD_ROWS},
+            weigh=_rows,
+        )
+        self._reads[name] = (connector.system, reads)
+        self.pump()  # starts the worker
 
     def pump(self) -> None:
-        """Store the pages that have arrived (call between transactions)."""
-        for name, item in self._arrivals.ready():
-            self._stored.take(self.connectors[name].system, item)
+        """Store the pages that have arrived, without waiting for more."""
+        for system, reads in self._reads.values():
+            for _, item in reads.ready():
+                self.stored.take(system, item)
 
     def finish(self) -> None:
         """Store every page that is left, waiting for each."""
-        for name, item in self._arrivals:
-            self._stored.take(self.connectors[name].system, item)
+        for system, reads in self._reads.values():
+            for _, item in reads:
+                self.stored.take(system, item)
 
 
 class _Arrivals:
@@ -298,7 +305,7 @@ class _Arrivals:
         self.progress, self.timer = progress, timer
         self.open: dict[tuple[str, str], StreamReport] = {}
 
-    def take(self, system: str, item: tuple[str, Page | _StreamStart | _StreamEnd]) -> None:
+    def take(self, system: str, item: _Item) -> None:
         stream, what = item
         key = (system, stream)
         if isinstance(what, _StreamStart):
@@ -312,7 +319,7 @@ class _Arrivals:
             self.checkpoint()
 
 
-def _rows(item: tuple[str, Page | _StreamStart | _StreamEnd]) -> int:
+def _rows(item: _Item) -> int:
     what = item[1]
     return len(what.records) if isinstance(what, Page) else 0
 
@@ -401,6 +408,9 @@ class _StreamStart:
 
 class _StreamEnd:
     """The stream's last page was handed over."""
+
+
+_Item = tuple[str, Page | _StreamStart | _StreamEnd]  # a stream's name and what it handed over
 
 
 def _connector_pages(
