@@ -41,12 +41,11 @@ from syncd.touchpoints import TOUCH_OBJECTS, refresh_touchpoints
 
 log = logging.getLogger("syncd.pipeline")
 
-# Streams read while the pass reconciles (`_ActivityPull`): the touches, which only the
-# touchpoints and the hand-off's first-touch check read, both after the reconcile.
+# Streams read while the pass reconciles (`_Pull`): the touches, which only the touchpoints
+# and the hand-off's first-touch check read, both after the reconcile.
 ACTIVITY_STREAMS = frozenset(TOUCH_OBJECTS)
-# How far (in rows) an activity stream's worker may read ahead of the store: a few seconds of
-# HubSpot's paced calls.
-ACTIVITY_AHEAD_ROWS = 20_000
+# How far (in rows) a connector's pull may read ahead of the store.
+READ_AHEAD_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -146,11 +145,14 @@ def run_once(
         streams = [(c.system, s.name) for c in connectors.values() for s in c.streams()]
         order.update((key, index) for index, key in enumerate(streams))
         window = _window(store, options, lookback, started_at)
-        with _ActivityPull(store, run, report, checkpoint, progress, timer) as activities:
-            _pull(store, connectors, window, checkpoint, activities)
+        checkpoint()
+        stored = _Arrivals(store, run, report, checkpoint, progress, timer)
+        budgets_of = {name: _budget_check(checks[name], c) for name, c in connectors.items()}
+        with _Pull(store, connectors, window, budgets_of, stored) as pull:
+            pull.others()
             if definitions is not None:
-                _sync(store, connectors, definitions, run, options, report, checkpoint, activities)
-            activities.finish()
+                _sync(store, connectors, definitions, run, options, report, checkpoint, pull)
+            pull.finish()
         report.status = "rejected" if report.rejected else "ok"
         report.exit_code = EXIT_REJECTED if report.rejected else EXIT_OK
     except _Interrupted:
@@ -183,109 +185,84 @@ def _window(
     return Window(run_start=started_at, lookback=lookback, since=options.since, full=options.full)
 
 
-def _streams(
-    store: Store, connector: Connector, window: Window, activities: bool
-) -> dict[str, str | None]:
-    """The connector's streams of one kind (activities or the rest), with their cursors."""
-    return {
-        stream.name: None if window.full else store.cursor(connector.system, stream.name)
-        for stream in connector.streams()
-        if ((connector.system, stream.name) in ACTIVITY_STREAMS) == activities
-    }
+def _cursors(store: Store, connector: Connector, window: Window) -> dict[str, str | None]:
+    """The connector's streams in the order it declares them, the activity streams last,
+    with their cursors."""
+    streams = [stream.name for stream in connector.streams()]
+    streams.sort(key=lambda name: (connector.system, name) in ACTIVITY_STREAMS)  # stable
+    return {name: None if window.full else store.cursor(connector.system, name) for name in streams}
 
 
-def _pull(
-    store: Store,
-    connectors: Mapping[str, Connector],
-    window: Window,
-    checkpoint: Callable[[], None],
-    activities: _ActivityPull,
-) -> None:
-    """Every stream but the activity streams, one connector after the other, each from a
-    worker thread one page ahead of the store; pages are stored here, on the store's thread.
-    Once a connector's other streams are read its activity streams start (`_ActivityPull`),
-    and what they bring is stored between the next connector's pages.
+class _Pull:
+    """Every stream of every connector, read side by side: a worker thread per connector
+    reads its streams in turn, the activity streams (`ACTIVITY_STREAMS`) last, and hands
+    their pages to the store's thread, where each is stored with its cursor.
 
-    Not side by side (one page ahead each): reading Salesforce while HubSpot is paced kept
-    the HubSpot thread waiting for the store. When commit 044c88e read them so, `bench_pull`
-    at 100,000 people on a 2-core machine showed HubSpot's share of the Enterprise allowance
-    at 85.4% (98.5% before, 97.5% again once reverted), and the unpaced pull took no less
-    time. The activity streams may read further ahead, and keep their share beside the
-    Salesforce pull and the reconcile (`bench_pipeline`)."""
-    for name, connector in connectors.items():
-        checkpoint()
-        pages = _connector_pages(
-            connector, _streams(store, connector, window, False), window, timer=activities.timer
-        )
-        with Interleaved({connector.system: pages}, f"pull-{connector.system}") as arrivals:
-            for _, item in arrivals:
-                activities.stored.take(connector.system, item)
-                activities.pump()
-        activities.start(name, connector, _streams(store, connector, window, True), window)
+    `others()` stores pages until every connector's other streams are stored: what the
+    reconcile reads. The activity streams go on while the pass reconciles and derives
+    stages, which store what has arrived between their chunks (`pump`, outside any
+    transaction); the touchpoints and all after them wait for the last page (`finish`).
+    In a backfill the activity streams are most of HubSpot's calls, and paced at its
+    allowance they leave the store's thread idle most of the time they take.
 
-
-class _ActivityPull:
-    """The activity streams (touches: HubSpot form submissions and email events, Salesforce
-    campaign members, Tasks and Events), read while the pass goes on with other work.
-
-    Nothing the reconcile or the stages read is in them, and in a backfill they are most of
-    HubSpot's calls: paced at its allowance, they leave the store's thread idle most of the
-    time they take. So each connector's are read by a worker thread of their own, started
-    once its other streams are read (`start`), side by side with the next connector's pull,
-    the reconcile and the stages. The pass stores what has arrived between its pages and its
-    chunks of work (`pump`, outside any transaction); the touchpoints and everything after
-    them wait for the last page (`finish`). A worker may run up to `ACTIVITY_AHEAD_ROWS` rows
-    ahead of the store (a reconcile chunk takes a fraction of a second; identifying a million
-    people's records takes longer).
+    A worker may read up to `READ_AHEAD_ROWS` rows ahead of the store, so that a busy store
+    (a reconcile chunk, a Salesforce page of 2,000 rows) does not hold HubSpot's paced calls
+    back: with one page ahead, as commit 044c88e read the connectors side by side,
+    `bench_pull` at 100,000 people showed HubSpot's share of the Enterprise allowance fall to
+    85.4% (98.5% one connector after the other). Each worker checks its connector's daily
+    budget before every page, so read-ahead never spends past it; pages read and not stored
+    when a pass stops are read again by the next, from the cursor of the last page stored.
     """
 
     def __init__(
         self,
         store: Store,
-        run: int,
-        report: RunReport,
-        checkpoint: Callable[[], None],
-        progress: Progress | None,
-        timer: Callable[[], float],
+        connectors: Mapping[str, Connector],
+        window: Window,
+        budgets: Mapping[str, Callable[[], None]],
+        stored: _Arrivals,
     ) -> None:
-        self.timer = timer
-        self.stored = _Arrivals(store, run, report, checkpoint, progress, timer)
-        self._reads: dict[str, tuple[str, Interleaved[_Item]]] = {}
+        self.connectors, self.stored = connectors, stored
+        sources = {
+            name: _connector_pages(
+                connector, _cursors(store, connector, window), window, stored.timer, budgets[name]
+            )
+            for name, connector in connectors.items()
+        }
+        self._reads: Interleaved[_Item] = Interleaved(
+            sources, "pull", ahead=dict.fromkeys(sources, READ_AHEAD_ROWS), weigh=_rows
+        )
+        self._reading_others = set(sources)
 
-    def __enter__(self) -> _ActivityPull:
+    def __enter__(self) -> _Pull:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for _, reads in self._reads.values():
-            reads.close()
+        self._reads.close()
 
-    def start(
-        self, name: str, connector: Connector, cursors: Mapping[str, str | None], window: Window
-    ) -> None:
-        """Start reading this connector's activity streams from these cursors."""
-        if not cursors:
-            return
-        pages = _connector_pages(connector, cursors, window, self.timer)
-        reads = Interleaved(
-            {name: pages},
-            f"activities-{connector.system}",
-            ahead={name: ACTIVITY_AHEAD_ROWS},
-            weigh=_rows,
-        )
-        self._reads[name] = (connector.system, reads)
-        self.pump()  # starts the worker
+    def others(self) -> None:
+        """Store pages, waiting for each, until every connector's other streams are stored."""
+        if self._reading_others:
+            for name, item in self._reads:
+                self._take(name, item)
+                if not self._reading_others:
+                    return
 
     def pump(self) -> None:
         """Store the pages that have arrived, without waiting for more."""
-        for system, reads in self._reads.values():
-            for _, item in reads.ready():
-                self.stored.take(system, item)
+        for name, item in self._reads.ready():
+            self._take(name, item)
 
     def finish(self) -> None:
         """Store every page that is left, waiting for each."""
-        for system, reads in self._reads.values():
-            for _, item in reads:
-                self.stored.take(system, item)
+        for name, item in self._reads:
+            self._take(name, item)
+
+    def _take(self, name: str, item: _Item) -> None:
+        if isinstance(item[1], _OthersRead):
+            self._reading_others.discard(name)
+        else:
+            self.stored.take(self.connectors[name].system, item)
 
 
 class _Arrivals:
@@ -314,7 +291,7 @@ class _Arrivals:
             done = self.open.pop(key)
             done.took = round(self.timer() - done.took, 3)
             self.report.streams.append(_stream_done(self.run, done, self.progress))
-        else:
+        elif isinstance(what, Page):
             _store_page(self.store, self.run, self.open[key], what, self.progress)
             self.checkpoint()
 
@@ -332,7 +309,7 @@ def _sync(
     options: RunOptions,
     report: RunReport,
     checkpoint: Callable[[], None],
-    activities: _ActivityPull,
+    pull: _Pull,
 ) -> None:
     """Reconcile what changed since the last complete pass, plan, and push (not on a dry run).
     The activity streams are stored between chunks of the reconcile and of the stages, and
@@ -346,7 +323,7 @@ def _sync(
     unified = store.unified
     after = int(unified.get_state(RECONCILED_THROUGH) or 0)
     at = iso(report.started_at)
-    reconciler = Reconciler(store, mappings, run, at, between=activities.pump)
+    reconciler = Reconciler(store, mappings, run, at, between=pull.pump)
     report.reconciled = reconciler.reconcile(after)
     for kind, problems in reconciler.problems.items():
         for (system, object_name, record_id), name, message in problems:
@@ -359,9 +336,9 @@ def _sync(
     if lifecycle is not None:
         deriver = StageDeriver(store, lifecycle, spec_for(mappings.person), run, report.started_at)
         deriver.people_touched_by(dirty["opportunity"], into=dirty["person"])
-        report.stages_moved = deriver.derive(dirty["person"], between=activities.pump)
+        report.stages_moved = deriver.derive(dirty["person"], between=pull.pump)
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
-    activities.finish()
+    pull.finish()
     # The touched people are the credits' only input from the touchpoints: not kept past them.
     touches = refresh_touchpoints(store, after, run)
     credits = compute_credits(
@@ -410,7 +387,12 @@ class _StreamEnd:
     """The stream's last page was handed over."""
 
 
-_Item = tuple[str, Page | _StreamStart | _StreamEnd]  # a stream's name and what it handed over
+class _OthersRead:
+    """The connector's streams before its activity streams are all read."""
+
+
+# A stream's name and what it handed over.
+_Item = tuple[str, Page | _StreamStart | _StreamEnd | _OthersRead]
 
 
 def _connector_pages(
@@ -418,13 +400,34 @@ def _connector_pages(
     cursors: Mapping[str, str | None],
     window: Window,
     timer: Callable[[], float],
-) -> Iterator[tuple[str, Page | _StreamStart | _StreamEnd]]:
-    """A connector's streams in turn, each page tagged with its stream (run on a worker)."""
+    budget: Callable[[], None],
+) -> Iterator[_Item]:
+    """A connector's streams in turn, each page tagged with its stream (run on a worker),
+    the budget checked before each page; `_OthersRead` once the streams before its activity
+    streams are read."""
+    others = True
     for stream, cursor in cursors.items():
+        if others and (connector.system, stream) in ACTIVITY_STREAMS:
+            others = False
+            yield stream, _OthersRead()
+        budget()
         yield stream, _StreamStart(timer())
-        for page in connector.pull(stream, cursor, window):
-            yield stream, page
+        pages = connector.pull(stream, cursor, window)
+        try:
+            for page in pages:
+                yield stream, page
+                budget()
+        finally:
+            close = getattr(pages, "close", None)
+            if close is not None:
+                close()
         yield stream, _StreamEnd()
+    if others:
+        yield "", _OthersRead()
+
+
+def _budget_check(budget: _Budget, connector: Connector) -> Callable[[], None]:
+    return lambda: budget.check(connector.usage())
 
 
 def _store_page(

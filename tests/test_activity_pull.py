@@ -1,10 +1,11 @@
-"""The activity streams are read while the pass reconciles (`syncd.pipeline._ActivityPull`).
+"""The activity streams are read while the pass reconciles (`syncd.pipeline._Pull`).
 
 Touches (HubSpot form submissions and email events, Salesforce campaign members, Tasks and
 Events) are most of a backfill's HubSpot calls, and nothing the reconcile or the stages read
-is in them. So the pass reads every other stream first, then reads the activity streams from
-worker threads while it reconciles and derives stages, storing their pages between chunks of
-that work, outside its transactions; the touchpoints wait for the last page.
+is in them. So each connector's worker reads every other stream first, then its activity
+streams, and the pass goes on to reconcile and derive stages as soon as the other streams of
+every connector are stored, storing the activity pages between chunks of that work, outside
+its transactions; the touchpoints wait for the last page.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Pages read one ahead: the pull fetches the next page while it stores this one, and a pass
-that stops, fails or is interrupted ends exactly as it did when it read one page at a time."""
+"""Pages read ahead: the pull fetches the next pages while it stores this one, and a pass that
+stops, fails or is interrupted keeps exactly the pages it stored (with their cursors), as it
+did when it read one page at a time; what was read ahead is read again by the next pass."""
 
 from __future__ import annotations
 
@@ -212,6 +213,7 @@ class FakeConnector:
 
     fail_after: int | None = None
     system: str = "fake"
+    limit: int | None = None  # the daily allowance its usage reports
     made: list[int] = field(default_factory=list)
     threads: set[int] = field(default_factory=set)
     closed: list[bool] = field(default_factory=list)
@@ -231,7 +233,7 @@ class FakeConnector:
             self.closed.append(True)
 
     def usage(self) -> Usage:
-        return Usage("fake", calls=len(self.made))
+        return Usage("fake", calls=len(self.made), limit=self.limit)
 
     def close(self) -> None:
         pass
@@ -262,15 +264,31 @@ def test_the_pull_stores_every_page_on_its_own_thread_while_the_next_is_read(
     assert threading.get_ident() not in connector.threads  # SQLite would refuse that thread
 
 
-def test_a_pass_stopped_after_a_page_keeps_that_page_and_not_the_one_read_ahead(
+def test_a_pass_stopped_after_a_page_keeps_that_page_and_not_those_read_ahead(
     tmp_path: Path,
 ) -> None:
     store, connector = Store(tmp_path / "s.db"), FakeConnector()
     report = pull_pass(store, connector, should_stop=lambda: bool(stored(store)))
     assert report.status == "interrupted"
     assert stored(store) == ["t1"]
-    assert store.cursor("fake", "things") == '{"page": 1}'
-    assert connector.made in ([1], [1, 2]) and connector.closed == [True]
+    assert store.cursor("fake", "things") == '{"page": 1}'  # the next pass reads on from here
+    assert connector.closed == [True]
+
+
+def test_read_ahead_never_spends_past_the_daily_budget(tmp_path: Path) -> None:
+    """The worker reads ahead of the store, but checks the connector's budget before every
+    page: with syncd's share at two calls, the third page is never asked for."""
+    store, connector = Store(tmp_path / "s.db"), FakeConnector(limit=2)
+    report = run_once(store, {"fake": cast(Connector, connector)},
+                      clock=lambda: T0 + timedelta(days=1), lookback=timedelta(minutes=10),
+                      budgets={"fake": 1.0})
+    assert (report.status, report.exit_code) == ("stopped", 3)
+    assert "daily budget is spent" in str(report.error)
+    assert connector.made == [1, 2]
+    # The store's own check stops it after the page at which the calls reached the budget.
+    kept = stored(store)
+    assert kept in (["t1"], ["t1", "t2"])
+    assert store.cursor("fake", "things") == f'{{"page": {len(kept)}}}'
 
 
 def test_a_budget_error_mid_stream_stops_the_pass_after_storing_the_pages_before_it(
