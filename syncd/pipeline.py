@@ -1,8 +1,9 @@
-"""`run_once()`: one pass of syncd (ARCHITECTURE section 1). Today: the pull stage.
+"""`run_once()`: one pass of syncd (ARCHITECTURE section 1): pull, reconcile, derive, plan, push.
 
 Each connector reads its streams from their cursors; every page is stored with its cursor in one
 transaction, so a pass stopped at any point (budget spent, auth failure, SIGKILL) resumes where
-it stood. The clock is injected (the daemon and the tests pass their own); `timer` only measures
+it stood. The activity streams (touches) are still being read while the pass reconciles and
+derives stages (`_Pull`). The clock is injected (the daemon and the tests pass their own); `timer` only measures
 durations.
 """
 
