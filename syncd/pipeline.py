@@ -3,8 +3,8 @@
 Each connector reads its streams from their cursors; every page is stored with its cursor in one
 transaction, so a pass stopped at any point (budget spent, auth failure, SIGKILL) resumes where
 it stood. The activity streams (touches) are still being read while the pass reconciles and
-derives stages (`_Pull`). The clock is injected (the daemon and the tests pass their own); `timer` only measures
-durations.
+derives stages (`_Pull`). The clock is injected (the daemon and the tests pass their own);
+`timer` only measures durations.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from syncd.push import PushReport, push
 from syncd.readahead import Interleaved
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
-from syncd.touchpoints import TOUCH_OBJECTS, refresh_touchpoints
+from syncd.touchpoints import TOUCH_OBJECTS, TouchReport, refresh_touchpoints
 
 log = logging.getLogger("syncd.pipeline")
 
@@ -259,6 +259,10 @@ class _Pull:
         for name, item in self._reads:
             self._take(name, item)
 
+    def activities_read(self) -> set[tuple[str, str]]:
+        """The activity streams whose every page is stored."""
+        return {(s.system, s.stream) for s in self.stored.report.streams} & ACTIVITY_STREAMS
+
     def _take(self, name: str, item: _Item) -> None:
         if isinstance(item[1], _OthersRead):
             self._reading_others.discard(name)
@@ -339,9 +343,8 @@ def _sync(
         deriver.people_touched_by(dirty["opportunity"], into=dirty["person"])
         report.stages_moved = deriver.derive(dirty["person"], between=pull.pump)
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
-    pull.finish()
     # The touched people are the credits' only input from the touchpoints: not kept past them.
-    touches = refresh_touchpoints(store, after, run)
+    touches = _touchpoints(store, after, run, pull)
     credits = compute_credits(
         store, definitions.attribution, report.started_at, run,
         touched=touches.people, everyone_touched=touches.everyone,
@@ -377,6 +380,24 @@ def _sync(
     with store.transaction():
         unified.set_state(RECONCILED_THROUGH, str(run))
     report.rejected = sum(report.pushed.rejected.values())
+
+
+def _touchpoints(store: Store, after: int, run: int, pull: _Pull) -> TouchReport:
+    """The touchpoints, once every activity stream is stored. A backfill first builds those
+    of the streams read already, one object at a time, storing what arrives in between: it
+    is most of their work, and the pass would otherwise wait for HubSpot's last activity page
+    to start it. (A pass after the first rebuilds changed touches; nothing to gain there.)"""
+    touches, built = TouchReport(), set()
+    if after == 0:
+        for stream in sorted(pull.activities_read()):
+            touches.add(refresh_touchpoints(store, after, run, objects=(stream,)))
+            built.add(stream)
+            pull.pump()
+    pull.finish()
+    rest = [touch for touch in TOUCH_OBJECTS if touch not in built]
+    if rest:
+        touches.add(refresh_touchpoints(store, after, run, objects=rest))
+    return touches
 
 
 @dataclass(frozen=True)

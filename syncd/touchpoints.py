@@ -17,7 +17,7 @@ whose person is another now (checked in SQL first, rebuilt only where it moved).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -62,6 +62,12 @@ class TouchReport:
     # that is most people, and the credits of such a pass are computed in full anyway).
     everyone: bool = False
 
+    def add(self, other: TouchReport) -> None:
+        self.written += other.written
+        self.dropped += other.dropped
+        self.people |= other.people
+        self.everyone = self.everyone or other.everyone
+
 
 class _Built(NamedTuple):
     """A touch read from its source record, before its person is known."""
@@ -84,31 +90,44 @@ def _source_key(touchpoint_id: str) -> SourceKey:
     return (system, object_name, record_id)
 
 
-def refresh_touchpoints(store: Store, after_run: int, run: int) -> TouchReport:
+def refresh_touchpoints(
+    store: Store,
+    after_run: int,
+    run: int,
+    objects: Collection[tuple[str, str]] = TOUCH_OBJECTS,
+) -> TouchReport:
     """Bring `touchpoint` up to date with what changed after pass `after_run` (0: everything),
-    in one transaction."""
+    in one transaction; only the touches of `objects` (a backfill builds those whose streams
+    are read first while the others are still being read)."""
     touches = AttributionStore(store.db.conn)
     report = TouchReport()
     with store.transaction():
-        if after_run == 0 and not touches.has_touchpoints():
-            _first_build(store, touches, run, report)
+        if after_run == 0 and not touches.has_touchpoints(objects):
+            _first_build(store, touches, run, report, objects)
             return report
         done: set[SourceKey] = set()
-        changed = store.changed_records(TOUCH_OBJECTS, after_run)
+        changed = store.changed_records(list(objects), after_run)
         for batch in _batches(changed):
             _rebuild(store, touches, batch, run, report)
             done.update((r["system"], r["object"], r["id"]) for r in batch)
-        again = _to_recheck(store, touches, after_run) - done
+        again = {k for k in _to_recheck(store, touches, after_run) - done if k[:2] in objects}
         for keys in _batches(sorted(again)):
             _rebuild(store, touches, _records(touches, keys), run, report)
     return report
 
 
-def _first_build(store: Store, touches: AttributionStore, run: int, report: TouchReport) -> None:
-    """Every touch record into an empty `touchpoint`: the usual records set-based in SQL (a
-    million touches in seconds), the unusual ones through the builders below (a deleted or
-    merged record is no touch, and an empty table has none to drop)."""
-    built = touches.build_touchpoints(run, touches.campaign_names(), _EMAIL.normalize)
+def _first_build(
+    store: Store,
+    touches: AttributionStore,
+    run: int,
+    report: TouchReport,
+    objects: Collection[tuple[str, str]],
+) -> None:
+    """Every touch record of these objects into `touchpoint`, which has none of theirs: the
+    usual records set-based in SQL (a million touches in seconds), the unusual ones through
+    the builders below (a deleted or merged record is no touch, and there are none of its
+    object's to drop)."""
+    built = touches.build_touchpoints(run, touches.campaign_names(), _EMAIL.normalize, objects)
     report.written += built.inserted
     # SQL took the entity a Salesforce touch's link names: follow merges to the survivor.
     unsettled = touches.unsettled_people()

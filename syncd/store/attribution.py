@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -203,15 +203,27 @@ class AttributionStore:
 
     # the first build, set-based (see `_SET_BUILDS`) ------------------------------------------
 
-    def has_touchpoints(self) -> bool:
-        return self.conn.execute("SELECT 1 FROM touchpoint LIMIT 1").fetchone() is not None
+    def has_touchpoints(self, objects: Iterable[tuple[str, str]]) -> bool:
+        """Whether a touchpoint of any of these objects is kept (ids begin `system:object:`)."""
+        return any(
+            self.conn.execute(
+                "SELECT 1 FROM touchpoint WHERE id >= ? AND id < ? LIMIT 1",
+                (f"{system}:{obj}:", f"{system}:{obj};"),  # ';' sorts right after ':'
+            ).fetchone()
+            is not None
+            for system, obj in objects
+        )
 
     def build_touchpoints(
-        self, run: int, campaign_names: Mapping[str, str], email: Callable[[Any], str | None]
+        self,
+        run: int,
+        campaign_names: Mapping[str, str],
+        email: Callable[[Any], str | None],
+        objects: Collection[tuple[str, str]],
     ) -> TouchBuild:
-        """Insert the touchpoints of every usual touch record (pulled by any pass) in SQL; the
-        person of a Salesforce touch is the entity its link names, merged or not (see
-        `unsettled_people`). The unusual records are named, not built."""
+        """Insert the touchpoints of every usual touch record of these objects (pulled by any
+        pass) in SQL; the person of a Salesforce touch is the entity its link names, merged or
+        not (see `unsettled_people`). The unusual records are named, not built."""
         self.conn.create_function("syncd_email", 1, email, deterministic=True)
         self.conn.create_function("syncd_strip", 1, _strip, deterministic=True)
         unusual: list[str] = []
@@ -233,7 +245,7 @@ class AttributionStore:
         )
         inserted, left = 0, dict[tuple[str, str], list[str]]()
         with self.indexes_deferred("touchpoint"):
-            for build in _SET_BUILDS:
+            for build in (b for b in _SET_BUILDS if (b.system, b.obj) in objects):
                 inserted += self._insert_usual(build, run)
                 left[(build.system, build.obj)] = unusual[:]
                 unusual.clear()
