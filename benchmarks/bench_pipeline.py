@@ -410,9 +410,9 @@ def report(results: Sequence[ScaleResult], argv: Sequence[str]) -> str:
         "(190 requests per 10 s, 5 searches/s; `requests_per_10s = 190`) and a Salesforce "
         f"Enterprise org (daily allowance {SALESFORCE_DAILY:,}, chosen as 100,000 + 1,000 x 100 "
         "licences; Salesforce has no per-second limit, so its share is of the day). HubSpot "
-        "calling s: the HubSpot pull streams' own time plus the push stage's. Allowance-bound "
-        "s: the time the allowance alone needs for these calls, max(HubSpot calls / 19 per "
-        "s, searches / 5 per s); the goal is the whole pass within it plus 10%.",
+        "calling s: the wall time of the HubSpot pull streams plus the push stage's. "
+        "Allowance-bound s: the time the allowance alone needs for these calls, max(HubSpot "
+        "calls / 19 per s, searches / 5 per s); the goal is the whole pass within it plus 10%.",
         limited_table(results) if any(r.limited for r in results)
         else f"(not run at this scale: the Enterprise-limited backfill runs at scales up to "
              f"`--limited-up-to` people, here {', '.join(str(r.scale) for r in results)} "
