@@ -7,14 +7,14 @@ its SQLite connection, which stays on the caller's thread) stores page N while t
 fetches page N+1. By default never more than that one page ahead, so a pass that stops (its
 budget, SIGTERM) has spent at most one page of calls per source that it does not store.
 
-A source may be given more room (`ahead`, in the units `weigh` counts: rows for the pull's
-activity streams), for a caller that is busy with other work between the items it takes: the
-pass reconciles while HubSpot's paced activity streams are read, and takes their pages only
-between chunks of that work (`ready`). Pages fetched and not stored when a pass stops are read
-again by the next pass, from the cursor stored with the last page it kept.
+A source may be given more room (`ahead`, in the units `weigh` counts: rows for the pull), for
+a caller that is busy with other work between the items it takes: the pass reconciles while
+the activity streams are read, and takes their pages only between chunks of that work
+(`ready`). Pages fetched and not stored when a pass stops are read again by the next pass,
+from the cursor stored with the last page it kept.
 
-Several sources can run side by side (the push writes HubSpot and Salesforce at once, and the
-activity streams of both are read together). What a source raises reaches the caller, the same
+Several sources can run side by side (the pull reads HubSpot and Salesforce at once, and the
+push writes both). What a source raises reaches the caller, the same
 exception object, after every item that source yielded before it. When the caller leaves early
 (an exception of its own, or it stopped), each worker finishes its call in flight, closes its
 iterator on its own thread (the connector's `finally` blocks run there) and is joined before
