@@ -15,14 +15,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
+
+import pytest
 
 from syncd.connector import Connector, Window
+from syncd.definitions import load_definitions
 from syncd.identity import spec_for
 from syncd.lifecycle import StageDeriver
 from syncd.mapping_loader import load_mappings
 from syncd.model import Page, Record, Stream, Usage
-from syncd.pipeline import ACTIVITY_STREAMS, StreamReport, run_once
+from syncd.pipeline import ACTIVITY_STREAMS, RunOptions, StreamReport, run_once
 from syncd.reconcile import Reconciler
 from syncd.stages import load_lifecycle
 from syncd.store import Store, iso
@@ -124,3 +127,64 @@ def test_deriving_stages_calls_between_after_each_batch_outside_its_transaction(
                            between=lambda: calls.append(store.db.conn.in_transaction))
     assert calls == [False, False, False]
     assert moved == 5  # each live Contact makes its person a lead
+
+
+@dataclass
+class GatedActivities:
+    """A HubSpot-named connector: one page of contacts, then email events whose first page is
+    read only once the reconcile has begun, and whose second waits for the test."""
+
+    system: str = "hubspot"
+    reconciling: threading.Event = field(default_factory=threading.Event)
+    first_handed: threading.Event = field(default_factory=threading.Event)
+
+    def streams(self) -> Sequence[Stream]:
+        return [Stream("contacts"), Stream("email_events")]
+
+    def pull(self, stream: str, cursor: str | None, window: Window) -> Iterator[Page]:
+        if stream == "contacts":
+            record = Record(self.system, "contacts", "101", T0, {"email": "ada@example.com"})
+            yield Page(stream, [record], cursor="1", watermark=T0)
+            return
+        assert self.reconciling.wait(10), "the reconcile did not start"
+        for number in (1, 2):
+            record = Record(self.system, stream, f"e{number}", T0,
+                            {"recipient": "ada@example.com", "type": "CLICK"})
+            yield Page(stream, [record], cursor=str(number), watermark=T0)
+            self.first_handed.set()  # the worker asks for the next once this one is handed
+
+    def usage(self) -> Usage:
+        return Usage(self.system, calls=0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_activity_pages_that_arrive_during_the_reconcile_are_stored_between_its_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector, recorded = GatedActivities(), Recorded()
+    reconciled: list[tuple[str, str]] = []
+    chunk = Reconciler._recompute_chunk
+
+    def first_chunk_waits(self: Reconciler, *args: Any) -> None:
+        connector.reconciling.set()
+        assert connector.first_handed.wait(10), "the first activity page never came"
+        chunk(self, *args)
+
+    def reconcile(self: Reconciler, after_run: int) -> Any:
+        result = original(self, after_run)
+        reconciled.extend(recorded.pages)  # what was stored by the time the reconcile ended
+        return result
+
+    original = Reconciler.reconcile
+    monkeypatch.setattr(Reconciler, "_recompute_chunk", first_chunk_waits)
+    monkeypatch.setattr(Reconciler, "reconcile", reconcile)
+    store = Store(tmp_path / "s.db")
+    report = run_once(store, {"hubspot": cast(Connector, connector)},
+                      clock=lambda: T0 + timedelta(days=1), lookback=timedelta(minutes=10),
+                      budgets={}, definitions=load_definitions(SHIPPED),
+                      options=RunOptions(dry_run=True), progress=recorded)
+    assert report.status == "ok", report.error
+    assert ("hubspot", "email_events") in reconciled  # stored by `pump`, mid-reconcile
+    assert recorded.pages.count(("hubspot", "email_events")) == 2
