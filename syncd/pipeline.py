@@ -35,7 +35,7 @@ from syncd.log import event
 from syncd.model import Page, Usage
 from syncd.planner import Planner
 from syncd.push import PushReport, push
-from syncd.readahead import Interleaved
+from syncd.readahead import Interleaved, close_iterator
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
 from syncd.touchpoints import TOUCH_OBJECTS, TouchReport, refresh_touchpoints
@@ -443,9 +443,7 @@ def _connector_pages(
                 yield stream, page
                 budget()
         finally:
-            close = getattr(pages, "close", None)
-            if close is not None:
-                close()
+            close_iterator(pages)
         yield stream, _StreamEnd()
     if others:
         yield "", _OthersRead()

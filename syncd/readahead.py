@@ -107,11 +107,6 @@ class Interleaved(Generic[T]):
                 return
             yield from self._take(*handed)
 
-    @property
-    def done(self) -> bool:
-        """Every source is exhausted and every item taken."""
-        return not self._live
-
     def _start(self) -> None:
         if not self._started:
             self._started = True
@@ -137,7 +132,7 @@ class Interleaved(Generic[T]):
             if self._started:
                 worker.thread.join()
             else:
-                _close(worker.items)
+                close_iterator(worker.items)
 
 
 class _Worker(Generic[T]):
@@ -188,10 +183,12 @@ class _Worker(Generic[T]):
         except BaseException as error:  # handed over whole: the consumer raises it as its own
             self._handed.put((self.key, _Failed(error), 0))
         finally:
-            _close(self.items)
+            close_iterator(self.items)
 
 
-def _close(items: Iterator[object]) -> None:
+def close_iterator(items: Iterator[object]) -> None:
+    """Close a generator (its `finally` blocks run here, on this thread); other iterators
+    have nothing to close."""
     close = getattr(items, "close", None)
     if close is not None:
         close()

@@ -171,7 +171,7 @@ def test_a_source_given_room_reads_ahead_until_what_it_holds_weighs_that_much() 
     assert seen == list(range(10))
     # Item n is made once the caller has taken item n - 3 (three held while one is used).
     assert all(taken >= number - 3 for number, taken in enumerate(source.taken_when_made))
-    assert items.done
+    assert list(items) == []  # exhausted: nothing more comes
 
 
 def test_ready_hands_over_what_has_arrived_without_waiting_for_more() -> None:
@@ -191,10 +191,9 @@ def test_ready_hands_over_what_has_arrived_without_waiting_for_more() -> None:
         started = time.monotonic()
         assert list(items.ready()) == []  # the second is not there: no waiting for it
         assert time.monotonic() - started < 1
-        assert not items.done
         release.set()
-        assert list(items) == [("gated", "second")]
-        assert items.done
+        assert list(items) == [("gated", "second")]  # it was still to come
+        assert list(items.ready()) == []
 
 
 # -- the pull stage -------------------------------------------------------------------------
