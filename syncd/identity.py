@@ -369,9 +369,11 @@ def resolve_all(
     after_run: int,
     batch: int = 2000,
     dirty: DirtyIds | None = None,
+    between: Callable[[], None] = lambda: None,
 ) -> Resolution:
     """Resolve every record of this kind changed after `after_run`, object by object; the
-    entities to recompute go to `dirty` (else to a fresh set)."""
+    entities to recompute go to `dirty` (else to a fresh set). `between` is called after
+    each batch, inside the caller's transaction."""
     resolver = Resolver(store, spec, run, dirty)
     for system, object_name in spec.objects():
         chunk: list[dict[str, Any]] = []
@@ -383,7 +385,9 @@ def resolve_all(
             if len(chunk) >= batch:
                 resolver.resolve(chunk)
                 chunk = []
+                between()
         if chunk:
             resolver.resolve(chunk)
+            between()
     resolver.result.dirty.flush()  # within the caller's transaction
     return resolver.result

@@ -312,7 +312,8 @@ class Reconciler:
         between: Callable[[], None] = lambda: None,
     ) -> None:
         self.store, self.mappings, self.run, self.at, self.batch = store, mappings, run, at, batch
-        # Called between chunks, outside their transactions (the pass stores pages there).
+        # Called between chunks (the pass stores pages there): outside their transactions,
+        # but inside the resolve's, which is one for all its batches.
         self.between = between
         # Per kind, in a temporary table: a backfill's dirty entities are all of them.
         self.dirty: dict[str, DirtyIds] = {
@@ -334,7 +335,11 @@ class Reconciler:
             spec = spec_for(mapping)
             dirty = self.dirty[mapping.entity]
             with self.store.transaction():
-                resolve_all(self.store, spec, self.run, after_run, dirty=dirty)
+                # One transaction (a pass stopped midway resolves it all again), with pages
+                # stored in it between its batches: a backfill's people are long to resolve,
+                # and the activity streams' read-ahead would fill and hold HubSpot back.
+                resolve_all(self.store, spec, self.run, after_run, self.batch, dirty,
+                            between=self.between)
             reports.append(self._recompute(mapping, spec, dirty))
         with self.store.transaction():
             self._contact_roles(after_run)

@@ -21,7 +21,7 @@ import pytest
 
 from syncd.connector import Connector, Window
 from syncd.definitions import load_definitions
-from syncd.identity import spec_for
+from syncd.identity import Resolver, spec_for
 from syncd.lifecycle import StageDeriver
 from syncd.mapping_loader import load_mappings
 from syncd.model import Page, Record, Stream, Usage
@@ -109,8 +109,48 @@ def test_the_reconcile_calls_between_after_each_chunk_outside_its_transaction(
     reconciler = Reconciler(store, load_mappings(SHIPPED), 1, iso(T0), batch=2,
                             between=lambda: calls.append(store.db.conn.in_transaction))
     reconciler.reconcile(0)
-    assert calls == [False, False, False]  # 5 people in chunks of 2; no accounts or deals
+    # 5 people in chunks of 2 (no accounts or deals): resolved in one transaction, then
+    # recomputed in one transaction per chunk
+    assert calls == [True, True, True, False, False, False]
     assert len(reconciler.dirty["person"]) == 5
+
+
+def test_pages_stored_while_identities_resolve_commit_or_roll_back_with_the_resolve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The resolve is one transaction for all its batches; a page stored between them joins
+    it, so a pass stopped there keeps neither (the next pass reads the page again)."""
+    store = Store(tmp_path / "s.db")
+    _people(store, 5)
+    event = Record("hubspot", "email_events", "e1", T0, {"recipient": "p1@example.com"})
+    resolve = Resolver.resolve
+    batches: list[int] = []
+
+    def third_fails(self: Resolver, records: list[dict[str, Any]]) -> None:
+        batches.append(len(records))
+        if len(batches) == 3:
+            raise RuntimeError("stopped")
+        resolve(self, records)
+
+    def store_page() -> None:  # after the first batch
+        if store.cursor("hubspot", "email_events") is None:
+            store.save_page(1, "hubspot", Page("email_events", [event], cursor="c1"))
+
+    monkeypatch.setattr(Resolver, "resolve", third_fails)
+    reconciler = Reconciler(store, load_mappings(SHIPPED), 1, iso(T0), batch=2,
+                            between=store_page)
+    with pytest.raises(RuntimeError, match="stopped"):
+        reconciler.reconcile(0)
+    assert store.cursor("hubspot", "email_events") is None
+    assert list(store.source_records("hubspot", "email_events")) == []
+    assert store.db.conn.execute("SELECT count(*) FROM link").fetchone()[0] == 0  # nor links
+
+    monkeypatch.setattr(Resolver, "resolve", resolve)
+    Reconciler(store, load_mappings(SHIPPED), 1, iso(T0), batch=2, between=store_page
+               ).reconcile(0)
+    assert store.cursor("hubspot", "email_events") == "c1"
+    assert [r["id"] for r in store.source_records("hubspot", "email_events")] == ["e1"]
+    assert store.db.conn.execute("SELECT count(*) FROM link").fetchone()[0] == 5
 
 
 def test_deriving_stages_calls_between_after_each_batch_outside_its_transaction(

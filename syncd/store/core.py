@@ -53,6 +53,7 @@ def parse_iso(text: str) -> datetime:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._in_transaction = False  # inside `transaction()`
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
@@ -94,9 +95,19 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One transaction: everything inside commits together or not at all."""
-        with self.db.conn:
+        """One transaction: everything inside commits together or not at all. Opened inside
+        another, it joins that one (sqlite3's own `with conn` would commit the outer one's work
+        at the inner one's end): the pass stores pages that arrive while it resolves
+        identities inside the resolve's transaction, and they commit or roll back with it."""
+        if self._in_transaction:
             yield
+            return
+        self._in_transaction = True
+        try:
+            with self.db.conn:
+                yield
+        finally:
+            self._in_transaction = False
 
     def _migrate(self) -> None:
         conn = self.db.conn
@@ -169,7 +180,8 @@ class Store:
         return None if row is None else str(row[0])
 
     def save_page(self, run: int, system: str, page: Page) -> int:
-        """Store a page's records and its cursor in one transaction; rows actually changed.
+        """Store a page's records and its cursor in one transaction (or in the one open
+        around it, see `transaction`); rows actually changed.
 
         A record re-read unchanged (the lookback window re-reads some) is not written again.
         """
@@ -187,7 +199,7 @@ class Store:
             for record in page.records
         ]
         conn = self.db.conn
-        with conn:
+        with self.transaction():
             before = conn.total_changes
             conn.executemany(
                 """
