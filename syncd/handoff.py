@@ -5,6 +5,7 @@ SLA of `[handoff] sla_hours`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from syncd.lifecycle import crm_instant
@@ -21,9 +22,10 @@ class HandoffTracker:
     def __init__(self, store: Store, settings: LifecycleSettings, run: int, now: datetime) -> None:
         self.store, self.settings, self.run, self.now = store, settings, run, now
 
-    def record_planned(self) -> int:
-        """A hand-off row for every person a Lead is planned for (once; kept afterwards)."""
-        people = self.store.lifecycle.unrecorded_handoffs()
+    def record_planned(self, among: Sequence[str] | None = None) -> int:
+        """A hand-off row for every person (`among` these) a Lead is planned for (once; kept
+        afterwards)."""
+        people = self.store.lifecycle.unrecorded_handoffs(among)
         # The SLA clock starts when sales gets the Lead: now, whenever the person qualified
         # (someone who was an MQL before syncd was installed is not overdue from day one).
         new = [Handoff(person, iso(self.now), created_by_syncd=True) for person in people]

@@ -34,7 +34,7 @@ from syncd.lifecycle import RECONCILED_THROUGH, StageDeriver
 from syncd.log import event
 from syncd.model import Page, Usage
 from syncd.planner import Planner
-from syncd.push import PushReport, push
+from syncd.push import Pushing, PushReport, push
 from syncd.readahead import Interleaved, close_iterator
 from syncd.reconcile import KindReport, Reconciler
 from syncd.store import Store, iso
@@ -361,19 +361,32 @@ def _sync(
     else:
         dirty["person"] |= credits.people
     planner = Planner(store, mappings, run, at, lifecycle, definitions.attribution)
-    for kind in ("account", "person"):
-        report.planned[kind] = planner.plan(kind, dirty[kind])
-    # Planned before the first checkpoint: the credits (and their watermark) are committed
-    # already, so a pass stopped from here on would leave nothing to plan the revenue from.
+    # Planned whole before the first checkpoint: the credits (and their watermark) are
+    # committed already, so a pass stopped from here on would leave nothing to plan the
+    # revenue from. (The push that starts during the people's plan keeps what it raises
+    # until the plan is done: `Pushing`.)
+    report.planned["account"] = planner.plan("account", dirty["account"])
     report.planned["campaign"] = planner.plan_campaigns(
         desired_writes(store, definitions.attribution, credits).campaign_revenue
     )
-    tracker.record_planned()
-    checkpoint()
-    if not options.dry_run:
-        report.pushed.add(
-            push(store, connectors, ("account", "person"), run, after_chunk=checkpoint)
-        )
+    with Pushing(store, connectors, ("account", "person"), run, after_chunk=checkpoint) as out:
+        if not options.dry_run:
+            out.planning()
+            out.pending(["account"])
+
+        def planned(people: list[str]) -> None:
+            # Before the push may take their Lead upserts out of the outbox.
+            if tracker is not None:
+                tracker.record_planned(people)
+            if not options.dry_run:
+                out.planned("person", people)
+
+        report.planned["person"] = planner.plan("person", dirty["person"], planned=planned)
+        if tracker is not None:
+            tracker.record_planned()  # any still queued from before
+        checkpoint()
+        if not options.dry_run:
+            report.pushed.add(out.finish())
     dirty["opportunity"] |= unified.opportunities_of(dirty["person"], dirty["account"])
     report.planned["opportunity"] = planner.plan("opportunity", dirty["opportunity"])
     if not options.dry_run:

@@ -7,7 +7,7 @@ handed off with, and the HubSpot records deals are associated with.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -88,17 +88,26 @@ class Planner:
             company_name=self._company_name,
         )
 
-    def plan(self, kind: str, entity_ids: Iterable[str], batch: int = 2000) -> int:
-        """Replace the plan of these entities; the number of rows planned."""
+    def plan(
+        self,
+        kind: str,
+        entity_ids: Iterable[str],
+        batch: int = 2000,
+        *,
+        planned: Callable[[list[str]], None] = lambda chunk: None,
+    ) -> int:
+        """Replace the plan of these entities; the number of rows planned. `planned` is
+        told each chunk of entities once its plan is committed (the push may take it)."""
         mapping = getattr(self.mappings, kind)
         spec = spec_for(mapping)
-        planned = 0
+        rows = 0
         with collector_paused():
             # A pass's dirty entities (a million people in a backfill) a batch at a time.
             for chunk in sorted_chunks(entity_ids, batch):
                 with self.store.transaction():
-                    planned += self._plan_chunk(mapping, spec, chunk)
-        return planned
+                    rows += self._plan_chunk(mapping, spec, chunk)
+                planned(chunk)
+        return rows
 
     def _plan_chunk(self, mapping: EntityMapping, spec: KindSpec, chunk: list[str]) -> int:
         unified = self.store.unified

@@ -79,69 +79,211 @@ def push(
     *,
     after_chunk: Callable[[], None] = lambda: None,
 ) -> PushReport:
-    """Send every pending outbox row of these kinds; record each result.
+    """Send every pending outbox row of these kinds; record each result (`Pushing`)."""
+    with Pushing(store, connectors, kinds, run, after_chunk=after_chunk) as pushing:
+        return pushing.finish()
+
+
+# While rows are still being planned, a group of one object and operation is handed over in
+# multiples of this many, so that no batch call goes out part-empty because its group had
+# not been planned whole yet (HubSpot's batch endpoints take 100 inputs, sObject Collections
+# 200).
+WHOLE_BATCHES = 200
+
+
+class Pushing:
+    """Sends the pending outbox rows of these kinds, and records each result.
 
     The CRMs are written side by side, each from a worker thread of its own that sends one
-    chunk at a time; its results are recorded here, on the store's thread, before its next
-    chunk is handed over (so a stopped pass has at most one chunk per CRM sent and not
-    recorded, which its idempotent upserts and re-planned updates make good)."""
-    report = PushReport()
-    kinds = list(kinds)
-    chunks: dict[str, Iterator[list[int]]] = {}
-    jobs: dict[str, queue.Queue[_Job | None]] = {}
-    workers = {}
-    for system, connector in connectors.items():
-        # Ids now, rows a chunk at a time: what the push holds stays flat however many it sends.
-        chunks[system] = _chunks(connector, store.outbox.pending_groups(kinds, system))
-        jobs[system] = queue.Queue()
-        workers[system] = _sender(connector, jobs[system])
+    chunk at a time; its results are recorded on the store's thread, before its next chunk
+    is handed over (so a stopped pass has at most one chunk per CRM sent and not recorded,
+    which its idempotent upserts and re-planned updates make good).
 
-    def hand_over(system: str) -> None:
-        ids = next(chunks[system], None)
-        if ids is None:
-            jobs[system].put(None)
-            return
-        chunk = store.outbox.by_ids(ids)
-        jobs[system].put(_Job(chunk, _read_stamps(store, chunk)))
+    It can start while rows of its kinds are still being planned: `planned` hands on the
+    rows of entities just planned, and `pump` records what has been sent, both between the
+    planner's chunks. A backfill plans a million people in some 90 s, and HubSpot, whose
+    allowance the pass waits on, would otherwise make no call meanwhile. Till `finish`:
+    - a group a connector writes another way when it is large (Salesforce's Bulk API 2.0
+      above `bulk_threshold`, `push_chunk`) waits, since its size is not known yet;
+    - the others go in whole batches (`WHOLE_BATCHES`), and each CRM may have a second chunk
+      waiting while one is sent, since the store's thread answers between planner chunks;
+    - what a chunk raises (a CRM error, the budget, a stop asked for) is kept and raised by
+      `finish`: the planning goes on to its end (the credits it plans revenue from are
+      committed already), and nothing more is handed over.
+    """
 
-    with Interleaved(workers, "push") as sent:
-        try:
-            for system in connectors:
-                hand_over(system)
-            for system, (chunk, moved, results) in sent:
-                kept = _unchanged_since_read(chunk, moved, report)
-                with store.transaction():
-                    _record(store, kept, results, run, report)
-                after_chunk()
-                hand_over(system)
-        finally:
-            for waiting in jobs.values():
-                waiting.put(None)  # a worker waiting for its next chunk ends there
-    for (system, obj), count in sorted(report.applied.items()):
-        event(
-            log,
+    def __init__(
+        self,
+        store: Store,
+        connectors: Mapping[str, Connector],
+        kinds: Iterable[str],
+        run: int,
+        *,
+        after_chunk: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store, self.connectors, self.run = store, connectors, run
+        self.kinds, self.after_chunk = list(kinds), after_chunk
+        self.report = PushReport()
+        self._planning = False
+        self._failed: Exception | None = None
+        self._jobs: dict[str, queue.Queue[_Job | None]] = {
+            system: queue.Queue() for system in connectors
+        }
+        # Per CRM: chunks to hand over, the ids handed and not recorded (a chunk per job),
+        # and the rows held back this pass (their target changed): neither is handed again.
+        self._chunks: dict[str, Iterator[list[int]]] = {}
+        self._sending: dict[str, list[list[int]]] = {system: [] for system in connectors}
+        self._held: set[int] = set()
+        # While planning: per CRM, (object, operation) -> ids planned and not handed yet.
+        self._waiting: dict[str, dict[tuple[str, str], list[int]]] = {
+            system: {} for system in connectors
+        }
+        self._same_way: dict[tuple[str, str, str], bool] = {}
+        self._ended: set[str] = set()
+        self._sent: Interleaved[tuple[list[OutboxRow], set[tuple[str, str]], list[PushResult]]]
+        self._sent = Interleaved(
+            {system: _sender(c, self._jobs[system]) for system, c in connectors.items()},
             "push",
-            run=run,
-            system=system,
-            object=obj,
-            applied=count,
-            created=report.created.get((system, obj), 0),
-            rejected=report.rejected.get((system, obj), 0),
+            ahead=dict.fromkeys(connectors, 2),
         )
-    for (system, obj), count in sorted(report.rejected.items()):
-        if (system, obj) not in report.applied:
-            event(log, "push", run=run, system=system, object=obj, applied=0, rejected=count)
-    for (system, obj), count in sorted(report.held.items()):
-        event(
-            log,
-            "push_held",
-            run=run,
-            system=system,
-            object=obj,
-            rows=count,
-            reason="changed_since_read",
-        )
-    return report
+
+    def __enter__(self) -> Pushing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for waiting in self._jobs.values():
+            waiting.put(None)  # a worker waiting for its next chunk ends there
+        self._sent.close()
+
+    def planning(self) -> None:
+        """Rows of these kinds are still being planned: until `finish`, only the rows handed
+        on by `pending` and `planned` go out."""
+        self._planning = True
+
+    def pending(self, kinds: Iterable[str]) -> None:
+        """While planning, hand on every pending row of these kinds (planned whole already)."""
+        for system in self.connectors:
+            for object_name, operation, ids in self.store.outbox.pending_groups(kinds, system):
+                self._wait(system, object_name, operation, ids)
+        self.pump()
+
+    def planned(self, kind: str, entity_ids: Iterable[str]) -> None:
+        """While planning: the pending rows of these entities, just planned, may go."""
+        for row_id, system, object_name, operation in self.store.outbox.pending_of(
+            kind, list(entity_ids)
+        ):
+            if system in self.connectors:
+                self._wait(system, object_name, operation, [row_id])
+        self.pump()
+
+    def pump(self) -> None:
+        """Record the chunks sent already and hand over more, without waiting."""
+        if self._failed is not None:
+            return
+        try:
+            for system in self.connectors:
+                self._hand_over(system)
+            for system, sent in self._sent.ready():
+                self._recorded(system, *sent)
+        except Exception as exc:  # kept for `finish`: see the class docstring
+            self._failed = exc
+
+    def finish(self) -> PushReport:
+        """Send everything of these kinds pending now, waiting for each result."""
+        if self._failed is not None:
+            raise self._failed
+        self._planning = False
+        sending = {i for chunks in self._sending.values() for ids in chunks for i in ids}
+        for system, connector in self.connectors.items():
+            self._waiting[system] = {}
+            # Ids now, rows a chunk at a time: what the push holds stays flat however many
+            # it sends.
+            groups = [
+                (object_name, operation, left)
+                for object_name, operation, ids in self.store.outbox.pending_groups(
+                    self.kinds, system
+                )
+                if (left := [i for i in ids if i not in sending and i not in self._held])
+            ]
+            self._chunks[system] = _chunks(connector, groups)
+            self._hand_over(system)
+        for system, sent in self._sent:
+            self._recorded(system, *sent)
+        self._log()
+        return self.report
+
+    def _wait(self, system: str, object_name: str, operation: str, ids: list[int]) -> None:
+        connector = self.connectors[system]
+        key = (system, object_name, operation)
+        if key not in self._same_way:
+            self._same_way[key] = connector.push_chunk(object_name, operation, 2**62) is None
+        if self._same_way[key]:
+            self._waiting[system].setdefault((object_name, operation), []).extend(ids)
+
+    def _next(self, system: str) -> list[int] | None:
+        if not self._planning:
+            return next(self._chunks[system], None)
+        for group, ids in self._waiting[system].items():
+            whole = min(CHUNK, len(ids)) // WHOLE_BATCHES * WHOLE_BATCHES
+            if whole:
+                self._waiting[system][group] = ids[whole:]
+                return ids[:whole]
+        return None
+
+    def _hand_over(self, system: str) -> None:
+        sending = self._sending[system]
+        while system not in self._ended and len(sending) < (2 if self._planning else 1):
+            ids = self._next(system)
+            if ids is None:
+                if not self._planning and not sending:
+                    self._ended.add(system)
+                    self._jobs[system].put(None)
+                return
+            chunk = self.store.outbox.by_ids(ids)
+            sending.append(ids)
+            self._jobs[system].put(_Job(chunk, _read_stamps(self.store, chunk)))
+
+    def _recorded(
+        self,
+        system: str,
+        chunk: list[OutboxRow],
+        moved: set[tuple[str, str]],
+        results: list[PushResult],
+    ) -> None:
+        self._sending[system].pop(0)
+        kept = _unchanged_since_read(chunk, moved, self.report)
+        self._held.update(int(row.id or 0) for row in chunk if _held(row, moved))
+        with self.store.transaction():
+            _record(self.store, kept, results, self.run, self.report)
+        self.after_chunk()
+        self._hand_over(system)
+
+    def _log(self) -> None:
+        report, run = self.report, self.run
+        for (system, obj), count in sorted(report.applied.items()):
+            event(
+                log,
+                "push",
+                run=run,
+                system=system,
+                object=obj,
+                applied=count,
+                created=report.created.get((system, obj), 0),
+                rejected=report.rejected.get((system, obj), 0),
+            )
+        for (system, obj), count in sorted(report.rejected.items()):
+            if (system, obj) not in report.applied:
+                event(log, "push", run=run, system=system, object=obj, applied=0, rejected=count)
+        for (system, obj), count in sorted(report.held.items()):
+            event(
+                log,
+                "push_held",
+                run=run,
+                system=system,
+                object=obj,
+                rows=count,
+                reason="changed_since_read",
+            )
 
 
 @dataclass

@@ -4,6 +4,7 @@ time, its results recorded on the store's thread before its next chunk goes out.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,7 +16,7 @@ import pytest
 from syncd.connector import Connector
 from syncd.errors import BudgetError
 from syncd.model import Change, PushResult, Usage
-from syncd.push import CHUNK, push
+from syncd.push import CHUNK, WHOLE_BATCHES, Pushing, push
 from syncd.store import Store
 from syncd.store.outbox import OutboxRow, OutboxStore
 
@@ -150,3 +151,103 @@ def test_a_group_the_connector_writes_in_bulk_comes_in_chunks_of_its_size(
     assert seen == chunks
     assert report.applied == {("crm", "Alpha"): 3, ("crm", "Beta"): 25, ("crm", "Gamma"): 4}
     assert pending(store, "crm") == 0
+
+
+# -- pushing while the plan is made (`Pushing.planning`) ----------------------------------------
+
+
+def plan_more(store: Store, system: str, first: int, count: int, obj: str = "Thing") -> list[str]:
+    """Plan `count` more entities (one row each); their ids."""
+    rows = [
+        OutboxRow(system, obj, "person", f"{system}{n:05d}", "upsert", {"n": n},
+                  key_field="Ext", key=f"{system}{n}")
+        for n in range(first, first + count)
+    ]
+    ids = [row.entity_id for row in rows]
+    with store.transaction():
+        store.outbox.replace("person", ids, rows, 1, "2026-01-01")
+    return ids
+
+
+def test_rows_planned_while_pushing_go_in_whole_batches_and_bulk_groups_wait_for_finish(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    crm = FakeCRM("crm")
+    bulk = FakeCRM("bulk", bulk_above=0, bulk_chunk=1000)  # any group may go in bulk
+    connectors = {"crm": cast(Connector, crm), "bulk": cast(Connector, bulk)}
+    with Pushing(store, connectors, ["person"], 2) as out:
+        out.planning()
+        for chunk in range(3):
+            out.planned("person", plan_more(store, "crm", chunk * 250, 250)
+                        + plan_more(store, "bulk", chunk * 10, 10))
+            assert crm.done.wait(10), "nothing was sent while planning"
+        wait_sent(crm, 2)  # two chunks of 200 of the first 500 planned, at least
+        during = [len(refs) for refs in crm.pushed]
+        assert not bulk.pushed  # its size decides how it goes: known once the plan is done
+        report = out.finish()
+    assert during and all(size % WHOLE_BATCHES == 0 for size in during)
+    assert sum(during) <= 600  # whole batches of the 750 planned
+    sent = [ref for refs in crm.pushed for ref in refs]
+    assert len(sent) == len(set(sent)) == 750  # every row once
+    assert [len(refs) for refs in bulk.pushed] == [30]  # one group of 30, in bulk
+    assert report.applied == {("crm", "Thing"): 750, ("bulk", "Thing"): 30}
+    assert pending(store, "crm") == pending(store, "bulk") == 0
+
+
+def test_what_a_chunk_raises_while_planning_waits_for_finish_and_the_plan_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    crm = FakeCRM("crm", fail_on=1)
+    planned_ids: list[str] = []
+    with Pushing(store, {"crm": cast(Connector, crm)}, ["person"], 2) as out:
+        out.planning()
+        for chunk in range(5):
+            ids = plan_more(store, "crm", chunk * 400, 400)
+            out.planned("person", ids)  # never raises: the plan goes on to its end
+            planned_ids += ids
+            time.sleep(0.05)  # the first chunk's error arrives meanwhile
+        out.pump()
+        with pytest.raises(BudgetError, match="crm: spent"):
+            out.finish()
+    assert len(planned_ids) == 2000
+    assert crm.pushed == []  # the first chunk failed; nothing more was handed over
+    assert pending(store, "crm") == 2000  # all planned, none recorded: the next pass sends them
+
+
+def test_a_stop_asked_for_while_planning_is_raised_by_finish_after_the_chunk_it_followed(
+    tmp_path: Path,
+) -> None:
+    """`after_chunk` (the pass's checkpoint: its budget, SIGTERM) raising while the plan is
+    made: the chunk before it is recorded, nothing more goes out, and `finish` raises it."""
+
+    class Stop(Exception):
+        pass
+
+    def stop() -> None:
+        raise Stop
+
+    store = Store(tmp_path / "s.db")
+    go = threading.Event()
+    crm = FakeCRM("crm", wait_for=go)
+    with Pushing(store, {"crm": cast(Connector, crm)}, ["person"], 2, after_chunk=stop) as out:
+        out.planning()
+        out.planned("person", plan_more(store, "crm", 0, 200))
+        out.planned("person", plan_more(store, "crm", 200, 200))  # waits while one is sent
+        go.set()
+        wait_sent(crm, 2)
+        # Records the first chunk, after which the stop comes: these are not handed over.
+        out.planned("person", plan_more(store, "crm", 400, 200))
+        with pytest.raises(Stop):
+            out.finish()
+    assert len(crm.pushed) == 2
+    assert pending(store, "crm") == 600 - 200  # the first recorded; the second sent, not
+
+
+def wait_sent(crm: FakeCRM, chunks: int) -> None:
+    """Wait until the CRM was sent this many chunks."""
+    deadline = time.monotonic() + 10
+    while len(crm.pushed) < chunks:
+        assert time.monotonic() < deadline, f"{crm.system}: {len(crm.pushed)} chunks sent"
+        time.sleep(0.01)

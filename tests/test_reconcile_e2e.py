@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -385,6 +387,82 @@ def test_a_pass_killed_after_plan_or_mid_push_then_rerun_creates_nothing_twice(
     assert emails == sorted(["both@acme.com", "hub@only.com", "lead@only.com",
                              "contact@only.com", "lead0@example.com", "lead1@example.com",
                              "lead2@example.com"])
+    companies = [world.portal.properties("companies", i) for i in world.portal.ids("companies")]
+    assert sorted(str(c["name"]) for c in companies) == ["Acme", "No Site Ltd"]
+    deals = [world.portal.properties("deals", i) for i in world.portal.ids("deals")]
+    assert sorted(str(d["dealname"]) for d in deals) == ["Big deal", "Small deal"]
+    assert all(world.portal.associations("deals", d["hs_object_id"], "companies") for d in deals)
+
+
+class Watched:
+    """A connector whose pushes set `contacts` once one of them writes HubSpot contacts."""
+
+    def __init__(self, inner: Any, contacts: threading.Event) -> None:
+        self._inner, self._contacts = inner, contacts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def push(self, changes: Any) -> Any:
+        results = self._inner.push(changes)
+        if any(change.object == "contacts" for change in changes):
+            self._contacts.set()
+        return results
+
+
+def test_people_are_pushed_while_they_are_planned_and_the_pass_converges(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push starts with the people's plan (`Pushing.planning`): HubSpot is written while
+    later people are still being planned, and the end state is that of any other pass."""
+    from syncd import push as push_module
+    from syncd.planner import Planner
+    from tests import harness
+
+    mixed_org(world)
+    for number in range(3):
+        lead(world, f"lead{number}@example.com")
+    contacts_pushed = threading.Event()
+    real = harness._connectors  # type: ignore[attr-defined]
+    monkeypatch.setattr(harness, "_connectors", lambda settings, mappings: {
+        name: Watched(c, contacts_pushed) for name, c in real(settings, mappings).items()})
+    monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)  # a handful of rows is whole
+    plan, chunk, handed = Planner.plan, Planner._plan_chunk, push_module.Pushing.planned
+    people_planned: list[bool] = []  # per person chunk: were HubSpot contacts pushed before?
+
+    def one_at_a_time(self: Planner, kind: str, ids: Any, batch: int = 2000,
+                      **keywords: Any) -> int:
+        return plan(self, kind, ids, 1, **keywords)
+
+    def planning(self: Planner, mapping: Any, *args: Any) -> int:
+        if mapping.entity == "person":
+            people_planned.append(contacts_pushed.is_set())
+        return chunk(self, mapping, *args)
+
+    def slow_planner(self: push_module.Pushing, kind: str, entity_ids: Any) -> None:
+        handed(self, kind, entity_ids)
+        # From the third person on, the planner takes its time: what the push sends
+        # meanwhile is recorded between its chunks (at most 10 s of it).
+        deadline = time.monotonic() + 10
+        while (len(people_planned) >= 3 and not contacts_pushed.is_set()
+               and time.monotonic() < deadline):
+            self.pump()
+            time.sleep(0.01)
+
+    monkeypatch.setattr(Planner, "plan", one_at_a_time)
+    monkeypatch.setattr(Planner, "_plan_chunk", planning)
+    monkeypatch.setattr(push_module.Pushing, "planned", slow_planner)
+    world.sync()
+    assert len(people_planned) == 7
+    assert people_planned[3:] == [True] * 4  # contacts written before these were planned
+    monkeypatch.undo()
+    world.reset_counts()
+    world.sync()
+    assert world.writes() == 0
+    contacts = [world.portal.properties("contacts", i) for i in world.portal.ids("contacts")]
+    assert sorted(str(c["email"]) for c in contacts) == sorted([
+        "both@acme.com", "hub@only.com", "lead@only.com", "contact@only.com",
+        "lead0@example.com", "lead1@example.com", "lead2@example.com"])
     companies = [world.portal.properties("companies", i) for i in world.portal.ids("companies")]
     assert sorted(str(c["name"]) for c in companies) == ["Acme", "No Site Ltd"]
     deals = [world.portal.properties("deals", i) for i in world.portal.ids("deals")]

@@ -4,7 +4,7 @@ marketing-qualified people to sales."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,17 +152,27 @@ class LifecycleStore:
             for row in rows
         }
 
-    def unrecorded_handoffs(self) -> list[str]:
-        """People with a Salesforce Lead upsert planned (pending or parked) and no hand-off row
-        yet: found in SQL, so a pass's cost follows its plan, not the Leads still queued."""
-        return [
-            row[0]
-            for row in self.conn.execute(
-                "SELECT DISTINCT entity_id FROM outbox WHERE system = 'salesforce'"
-                " AND object = 'Lead' AND operation = 'upsert'"
-                " AND entity_id NOT IN (SELECT person_id FROM handoff)"
-            )
-        ]
+    def unrecorded_handoffs(self, among: Sequence[str] | None = None) -> list[str]:
+        """People (`among` these) with a Salesforce Lead upsert planned (pending or parked)
+        and no hand-off row yet: found in SQL, so a pass's cost follows its plan, not the
+        Leads still queued."""
+        query = (
+            "SELECT DISTINCT entity_id FROM outbox WHERE system = 'salesforce'"
+            " AND object = 'Lead' AND operation = 'upsert'"
+            " AND entity_id NOT IN (SELECT person_id FROM handoff)"
+        )
+        if among is None:
+            return [row[0] for row in self.conn.execute(query)]
+        found: list[str] = []
+        for chunk in _chunks(list(among)):
+            marks = ",".join("?" for _ in chunk)
+            found += [
+                row[0]
+                for row in self.conn.execute(
+                    f"{query} AND kind = 'person' AND entity_id IN ({marks})", chunk
+                )
+            ]
+        return found
 
     def open_handoff_people(self) -> set[str]:
         """The people whose hand-off is still missing its Lead or its first sales touch."""

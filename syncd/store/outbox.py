@@ -238,6 +238,21 @@ class OutboxStore:
             groups[-1][2].append(int(row_id))
         return groups
 
+    def pending_of(
+        self, kind: str, entity_ids: Sequence[str]
+    ) -> list[tuple[int, str, str, str]]:
+        """The pending rows of these entities, as (id, system, object, operation), in id
+        order."""
+        found: list[tuple[int, str, str, str]] = []
+        for chunk in _chunks(list(entity_ids)):
+            marks = ",".join("?" for _ in chunk)
+            found += self.conn.execute(
+                "SELECT id, system, object, operation FROM outbox WHERE kind = ?"
+                f" AND entity_id IN ({marks}) AND status = 'pending'",
+                [kind, *chunk],
+            ).fetchall()
+        return sorted(found)
+
     def by_ids(self, ids: Sequence[int]) -> list[OutboxRow]:
         """The pending rows among these ids, in the order given."""
         found: dict[int, OutboxRow] = {}
