@@ -81,17 +81,23 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 # -- the child: the real CLI with its stages timed -----------------------------------------
 
 
-def stage_timer(stage: str, function: _F, count: Callable[[Any, tuple[Any, ...]], int]) -> _F:
+def stage_timer(
+    stage: str,
+    function: _F,
+    count: Callable[[Any, tuple[Any, ...]], int],
+    since: Callable[[tuple[Any, ...]], tuple[float, float] | None] = lambda args: None,
+) -> _F:
     """`function`, logging `event=stage stage=<stage> took=<s> items=<n> cpu=<s> peak_mb=<MB>`
     after each call: wall and process CPU seconds (what other load on the machine does not
-    distort), and the process's peak RSS so far (which stage raised it)."""
+    distort), and the process's peak RSS so far (which stage raised it). `since`: when the
+    stage began, if before the call (`perf_counter`, `process_time`)."""
     from syncd.log import event
 
     log = logging.getLogger("syncd.bench")
 
     @functools.wraps(function)
     def timed(*args: Any, **kwargs: Any) -> Any:
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu = since(args) or (time.perf_counter(), time.process_time())
         result = function(*args, **kwargs)
         event(log, "stage", stage=stage, took=round(time.perf_counter() - started, 3),
               items=count(result, args), cpu=round(time.process_time() - cpu, 3),
@@ -110,11 +116,13 @@ def sized(value: Any) -> int:
 
 def time_stages() -> None:
     """Wrap reconcile, derive, plan and push where `syncd.pipeline` calls them (the classes
-    are patched on themselves; `push` is a name `syncd.pipeline` imported)."""
+    are patched on themselves; `push` is a name `syncd.pipeline` imported, for the deals' and
+    campaigns' push; the people's is `Pushing.finish`)."""
     import syncd.pipeline as pipeline
     from syncd.handoff import HandoffTracker
     from syncd.lifecycle import StageDeriver
     from syncd.planner import Planner
+    from syncd.push import Pushing
     from syncd.reconcile import Reconciler
 
     Reconciler.reconcile = stage_timer(  # type: ignore[method-assign]
@@ -136,9 +144,22 @@ def time_stages() -> None:
                         ("desired_writes", lambda found, _: 0)):
         if hasattr(pipeline, name):
             setattr(pipeline, name, stage_timer("derive", getattr(pipeline, name), count))
+    def pushed(report: Any, _: Any) -> int:
+        return sum(report.applied.values()) + sum(report.rejected.values())
+
     setattr(pipeline, "push", stage_timer(  # noqa: B010 - a benchmark-only wrap
-        "push", pipeline.push,  # type: ignore[attr-defined]
-        lambda report, _: sum(report.applied.values()) + sum(report.rejected.values())))
+        "push", pipeline.push, pushed))  # type: ignore[attr-defined]
+    # The people's push starts with their plan (`Pushing.planning`): its stage runs from
+    # there to the end of `finish`, beside the plan's.
+    planning = Pushing.planning
+
+    def started(pushing: Pushing) -> None:
+        pushing.bench_started = (time.perf_counter(), time.process_time())  # type: ignore[attr-defined]
+        planning(pushing)
+
+    Pushing.planning = started  # type: ignore[method-assign]
+    Pushing.finish = stage_timer(  # type: ignore[method-assign]
+        "push", Pushing.finish, pushed, lambda args: getattr(args[0], "bench_started", None))
 
 
 def syncd_pass(config: Path) -> int:
