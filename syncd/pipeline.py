@@ -47,6 +47,11 @@ log = logging.getLogger("syncd.pipeline")
 ACTIVITY_STREAMS = frozenset(TOUCH_OBJECTS)
 # How far (in rows) a connector's pull may read ahead of the store.
 READ_AHEAD_ROWS = 20_000
+# The accounts' push chunks while the touchpoints and credits are worked out, which record no
+# result: 200 HubSpot batch calls each, some 10 s of an Enterprise portal's allowance, and a
+# second one waits while one is sent. (At 1,000,000 people those two stages took 71 s after
+# HubSpot's last activity page, `bench_pipeline` at d80f039.)
+ACCOUNTS_AHEAD = 20_000
 
 
 @dataclass(frozen=True)
@@ -327,6 +332,12 @@ def _sync(
     People and accounts go first, so that the deals planned next can be associated with the
     HubSpot records just created for them. The reconcile watermark moves only once everything
     is planned, so a pass stopped in between reconciles the same changes again next time.
+
+    The calls to HubSpot, whose allowance a large pass waits on, go on while the store's
+    thread works out what needs no call: the accounts (no attribution on them) are planned
+    while the activity streams are read, and pushed from the last page on, while the
+    touchpoints and credits are worked out; the people are pushed as they are planned
+    (`Pushing`).
     """
     mappings, lifecycle = definitions.mappings, definitions.lifecycle
     unified = store.unified
@@ -347,32 +358,40 @@ def _sync(
         deriver.people_touched_by(dirty["opportunity"], into=dirty["person"])
         report.stages_moved = deriver.derive(dirty["person"], between=pull.pump)
         tracker = HandoffTracker(store, lifecycle, run, report.started_at)
-    # The touched people are the credits' only input from the touchpoints: not kept past them.
-    touches = _touchpoints(store, after, run, pull)
-    credits = compute_credits(
-        store, definitions.attribution, report.started_at, run,
-        touched=touches.people, everyone_touched=touches.everyone,
-    )
-    del touches
-    report.attributed = len(credits.recomputed)
-    dirty["opportunity"] |= credits.recomputed
-    if credits.full:
-        dirty["person"].add_live()
-    else:
-        dirty["person"] |= credits.people
     planner = Planner(store, mappings, run, at, lifecycle, definitions.attribution)
-    # Planned whole before the first checkpoint: the credits (and their watermark) are
-    # committed already, so a pass stopped from here on would leave nothing to plan the
-    # revenue from. (The push that starts during the people's plan keeps what it raises
-    # until the plan is done: `Pushing`.)
-    report.planned["account"] = planner.plan("account", dirty["account"])
-    report.planned["campaign"] = planner.plan_campaigns(
-        desired_writes(store, definitions.attribution, credits).campaign_revenue
+    # Accounts carry no attribution: planned while the activity streams are still read.
+    report.planned["account"] = planner.plan(
+        "account", dirty["account"], planned=lambda accounts: pull.pump()
     )
     with Pushing(store, connectors, ("account", "person"), run, after_chunk=checkpoint) as out:
-        if not options.dry_run:
-            out.planning()
-            out.pending(["account"])
+
+        def pulled() -> None:
+            # The pull is done with the connectors: the accounts go out while the touchpoints
+            # and credits are worked out, in chunks that last (`ACCOUNTS_AHEAD`).
+            if not options.dry_run:
+                out.planning()
+                out.pending(["account"], rows=ACCOUNTS_AHEAD)
+
+        # The touched people are the credits' only input from the touchpoints: not kept
+        # past them.
+        touches = _touchpoints(store, after, run, pull, then=pulled)
+        credits = compute_credits(
+            store, definitions.attribution, report.started_at, run,
+            touched=touches.people, everyone_touched=touches.everyone,
+        )
+        del touches
+        report.attributed = len(credits.recomputed)
+        dirty["opportunity"] |= credits.recomputed
+        if credits.full:
+            dirty["person"].add_live()
+        else:
+            dirty["person"] |= credits.people
+        # Planned whole before the first checkpoint: the credits (and their watermark) are
+        # committed already, so a pass stopped from here on would leave nothing to plan the
+        # revenue from. (The push keeps what it raises until the plan is done: `Pushing`.)
+        report.planned["campaign"] = planner.plan_campaigns(
+            desired_writes(store, definitions.attribution, credits).campaign_revenue
+        )
 
         def planned(people: list[str]) -> None:
             # Before the push may take their Lead upserts out of the outbox.
@@ -399,17 +418,20 @@ def _sync(
     report.rejected = sum(report.pushed.rejected.values())
 
 
-def _touchpoints(store: Store, after: int, run: int, pull: _Pull) -> TouchReport:
+def _touchpoints(
+    store: Store, after: int, run: int, pull: _Pull, then: Callable[[], None]
+) -> TouchReport:
     """The touchpoints, once every activity stream is stored. A backfill first builds those
     of the streams read already, in one go: the pass would otherwise wait for HubSpot's last
     activity page to start it. (One build per object, as d80f039 made them, took 102 s in all
     in `bench_pipeline`'s 1,000,000-person backfill, where one build of every object had
     taken 55 s: each rebuilds the table's indexes. A pass after the first rebuilds the changed
-    touches only: nothing to gain there.)"""
+    touches only: nothing to gain there.) `then` is called once the last page is stored."""
     touches, built = TouchReport(), pull.activities_read() if after == 0 else set()
     if built:
         touches.add(refresh_touchpoints(store, after, run, objects=built))
     pull.finish()
+    then()
     rest = [touch for touch in TOUCH_OBJECTS if touch not in built]
     if rest:
         touches.add(refresh_touchpoints(store, after, run, objects=rest))

@@ -97,7 +97,7 @@ class Pushing:
     The CRMs are written side by side, each from a worker thread of its own that sends one
     chunk at a time; its results are recorded on the store's thread, before its next chunk
     is handed over (so a stopped pass has at most one chunk per CRM sent and not recorded,
-    which its idempotent upserts and re-planned updates make good).
+    two while planning, which its idempotent upserts and re-planned updates make good).
 
     It can start while rows of its kinds are still being planned: `planned` hands on the
     rows of entities just planned, and `pump` records what has been sent, both between the
@@ -139,6 +139,7 @@ class Pushing:
             system: {} for system in connectors
         }
         self._same_way: dict[tuple[str, str, str], bool] = {}
+        self._rows: dict[tuple[str, str, str], int] = {}  # most rows to a chunk of a group
         self._ended: set[str] = set()
         self._sent: Interleaved[tuple[list[OutboxRow], set[tuple[str, str]], list[PushResult]]]
         self._sent = Interleaved(
@@ -160,15 +161,19 @@ class Pushing:
         on by `pending` and `planned` go out."""
         self._planning = True
 
-    def pending(self, kinds: Iterable[str]) -> None:
-        """While planning, hand on every pending row of these kinds (planned whole already)."""
+    def pending(self, kinds: Iterable[str], rows: int = CHUNK) -> None:
+        """While planning, hand on every pending row of these kinds (planned whole already),
+        up to `rows` to a chunk: a pass that does not record results for a while (it builds
+        touchpoints) gives each CRM larger chunks to send meanwhile."""
         for system in self.connectors:
             for object_name, operation, ids in self.store.outbox.pending_groups(kinds, system):
-                self._wait(system, object_name, operation, ids)
+                self._wait(system, object_name, operation, ids, rows)
         self.pump()
 
     def planned(self, kind: str, entity_ids: Iterable[str]) -> None:
         """While planning: the pending rows of these entities, just planned, may go."""
+        if self._failed is not None:
+            return  # nothing more is handed over
         for row_id, system, object_name, operation in self.store.outbox.pending_of(
             kind, list(entity_ids)
         ):
@@ -212,19 +217,23 @@ class Pushing:
         self._log()
         return self.report
 
-    def _wait(self, system: str, object_name: str, operation: str, ids: list[int]) -> None:
+    def _wait(
+        self, system: str, object_name: str, operation: str, ids: list[int], rows: int = CHUNK
+    ) -> None:
         connector = self.connectors[system]
         key = (system, object_name, operation)
         if key not in self._same_way:
             self._same_way[key] = connector.push_chunk(object_name, operation, 2**62) is None
         if self._same_way[key]:
             self._waiting[system].setdefault((object_name, operation), []).extend(ids)
+            self._rows[key] = rows
 
     def _next(self, system: str) -> list[int] | None:
         if not self._planning:
             return next(self._chunks[system], None)
         for group, ids in self._waiting[system].items():
-            whole = min(CHUNK, len(ids)) // WHOLE_BATCHES * WHOLE_BATCHES
+            most = self._rows[(system, *group)]
+            whole = min(most, len(ids)) // WHOLE_BATCHES * WHOLE_BATCHES
             if whole:
                 self._waiting[system][group] = ids[whole:]
                 return ids[:whole]

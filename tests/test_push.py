@@ -251,3 +251,20 @@ def wait_sent(crm: FakeCRM, chunks: int) -> None:
     while len(crm.pushed) < chunks:
         assert time.monotonic() < deadline, f"{crm.system}: {len(crm.pushed)} chunks sent"
         time.sleep(0.01)
+
+
+def test_rows_pending_already_go_in_chunks_of_the_size_asked_while_planning(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "s.db")
+    plan_more(store, "crm", 0, 2500)
+    go = threading.Event()
+    crm = FakeCRM("crm", wait_for=go)
+    with Pushing(store, {"crm": cast(Connector, crm)}, ["person"], 2) as out:
+        out.planning()
+        out.pending(["person"], rows=1000)  # two chunks handed: one sent, one waiting
+        go.set()
+        wait_sent(crm, 2)
+        report = out.finish()
+    assert [len(refs) for refs in crm.pushed] == [1000, 1000, 500]
+    assert report.applied == {("crm", "Thing"): 2500}

@@ -470,6 +470,54 @@ def test_people_are_pushed_while_they_are_planned_and_the_pass_converges(
     assert all(world.portal.associations("deals", d["hs_object_id"], "companies") for d in deals)
 
 
+def test_accounts_are_pushed_while_the_credits_are_worked_out(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accounts carry no attribution: planned before the touchpoints, they go out from the
+    pull's last page on, while the store's thread works out touchpoints and credits."""
+    import syncd.pipeline as pipeline
+    from syncd import push as push_module
+    from tests import harness
+
+    mixed_org(world)
+    written = {"companies": threading.Event(), "contacts": threading.Event()}
+
+    class Seen:
+        def __init__(self, inner: Any) -> None:
+            self._inner = inner
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        def push(self, changes: Any) -> Any:
+            results = self._inner.push(changes)
+            for change in changes:
+                if change.object in written:
+                    written[change.object].set()
+            return results
+
+    real, credits = harness._connectors, pipeline.compute_credits  # type: ignore[attr-defined]
+    monkeypatch.setattr(harness, "_connectors", lambda settings, mappings: {
+        name: Seen(c) for name, c in real(settings, mappings).items()})
+    monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)
+    during: list[tuple[bool, bool]] = []
+
+    def waiting_credits(*args: Any, **keywords: Any) -> Any:
+        written["companies"].wait(10)  # nothing records results meanwhile
+        during.append((written["companies"].is_set(), written["contacts"].is_set()))
+        return credits(*args, **keywords)
+
+    monkeypatch.setattr(pipeline, "compute_credits", waiting_credits)
+    world.sync()
+    assert during == [(True, False)]  # the companies before the credits, people after
+    monkeypatch.undo()
+    world.reset_counts()
+    world.sync()
+    assert world.writes() == 0
+    companies = [world.portal.properties("companies", i) for i in world.portal.ids("companies")]
+    assert sorted(str(c["name"]) for c in companies) == ["Acme", "No Site Ltd"]
+
+
 # -- syncd plan --------------------------------------------------------------------------------
 
 
