@@ -268,3 +268,27 @@ def test_rows_pending_already_go_in_chunks_of_the_size_asked_while_planning(
         report = out.finish()
     assert [len(refs) for refs in crm.pushed] == [1000, 1000, 500]
     assert report.applied == {("crm", "Thing"): 2500}
+
+
+def test_hand_offs_are_recorded_for_the_people_of_a_chunk_before_their_leads_leave(
+    tmp_path: Path,
+) -> None:
+    """The pass records each planned chunk's hand-offs (`record_planned(among)`) before the
+    push may take the chunk's Lead upserts out of the outbox, which is where they are found."""
+    from datetime import UTC
+
+    from syncd.handoff import HandoffTracker
+    from syncd.stages import load_lifecycle
+
+    store = Store(tmp_path / "s.db")
+    rows = [OutboxRow("salesforce", "Lead", "person", person, "upsert", {"LastName": person},
+                      key_field="Syncd_Id__c", key=person) for person in ("p1", "p2", "p3")]
+    with store.transaction():
+        store.outbox.replace("person", ["p1", "p2", "p3"], rows, 1, "2026-01-01")
+    shipped = Path(__file__).resolve().parent.parent / "mappings"
+    tracker = HandoffTracker(store, load_lifecycle(shipped), 1, datetime(2026, 1, 1, tzinfo=UTC))
+    assert tracker.record_planned(["p1", "p3", "p4"]) == 2
+    assert sorted(store.lifecycle.handoffs(["p1", "p2", "p3"])) == ["p1", "p3"]
+    assert tracker.record_planned(["p1"]) == 0  # once
+    assert tracker.record_planned() == 1  # the rest: p2
+    assert sorted(store.lifecycle.handoffs(["p1", "p2", "p3"])) == ["p1", "p2", "p3"]
