@@ -518,6 +518,52 @@ def test_accounts_are_pushed_while_the_credits_are_worked_out(
     assert sorted(str(c["name"]) for c in companies) == ["Acme", "No Site Ltd"]
 
 
+@pytest.mark.parametrize(("when", "at"), [("before", 1), ("after", 1), ("before", 2),
+                                          ("after", 2), ("after", 3), ("after", 5)])
+def test_a_pass_killed_while_it_pushes_what_it_plans_then_rerun_creates_nothing_twice(
+    world: World, monkeypatch: pytest.MonkeyPatch, when: str, at: int
+) -> None:
+    """As above, with the push under way while the people are planned one at a time (every
+    row whole), so the kill lands mid-plan: accounts and some people sent, others not yet
+    planned."""
+    from syncd import push as push_module
+    from syncd.planner import Planner
+    from tests import harness
+
+    mixed_org(world)
+    for number in range(3):
+        lead(world, f"lead{number}@example.com")
+    plan = {"pushes": 0, "at": at, "when": when}
+    real, planner = harness._connectors, Planner.plan  # type: ignore[attr-defined]
+
+    def one_at_a_time(self: Planner, kind: str, ids: Any, batch: int = 2000,
+                      **keywords: Any) -> int:
+        return planner(self, kind, ids, 1, **keywords)
+
+    monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)
+    monkeypatch.setattr(Planner, "plan", one_at_a_time)
+    monkeypatch.setattr(harness, "_connectors", lambda settings, mappings: {
+        name: Dying(c, plan) for name, c in real(settings, mappings).items()})
+    with pytest.raises(Killed):
+        world.sync()
+    monkeypatch.setattr(harness, "_connectors", real)
+    world.sync()
+    world.reset_counts()
+    world.sync()
+    assert world.writes() == 0
+    contacts = [world.portal.properties("contacts", i) for i in world.portal.ids("contacts")]
+    assert sorted(str(c["email"]) for c in contacts) == sorted([
+        "both@acme.com", "hub@only.com", "lead@only.com", "contact@only.com",
+        "lead0@example.com", "lead1@example.com", "lead2@example.com"])
+    companies = [world.portal.properties("companies", i) for i in world.portal.ids("companies")]
+    assert sorted(str(c["name"]) for c in companies) == ["Acme", "No Site Ltd"]
+    deals = [world.portal.properties("deals", i) for i in world.portal.ids("deals")]
+    assert sorted(str(d["dealname"]) for d in deals) == ["Big deal", "Small deal"]
+    assert all(world.portal.associations("deals", d["hs_object_id"], "companies") for d in deals)
+    leads = [r for r in world.org.records("Lead") if not r.get("IsDeleted")]
+    assert len({r["Email"] for r in leads}) == len(leads)  # no Lead created twice
+
+
 # -- syncd plan --------------------------------------------------------------------------------
 
 
