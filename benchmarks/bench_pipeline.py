@@ -116,8 +116,7 @@ def sized(value: Any) -> int:
 
 def time_stages() -> None:
     """Wrap reconcile, derive, plan and push where `syncd.pipeline` calls them (the classes
-    are patched on themselves; `push` is a name `syncd.pipeline` imported, for the deals' and
-    campaigns' push; the people's is `Pushing.finish`)."""
+    are patched on themselves, the functions where `syncd.pipeline` imported them)."""
     import syncd.pipeline as pipeline
     from syncd.handoff import HandoffTracker
     from syncd.lifecycle import StageDeriver
@@ -147,10 +146,9 @@ def time_stages() -> None:
     def pushed(report: Any, _: Any) -> int:
         return sum(report.applied.values()) + sum(report.rejected.values())
 
-    setattr(pipeline, "push", stage_timer(  # noqa: B010 - a benchmark-only wrap
-        "push", pipeline.push, pushed))  # type: ignore[attr-defined]
-    # The people's push starts with their plan (`Pushing.planning`): its stage runs from
-    # there to the end of `finish`, beside the plan's.
+    # Every push ends in `Pushing.finish` (`push` calls it). The accounts' and people's push
+    # starts before (`Pushing.planning`): its stage runs from there to the end of `finish`,
+    # beside the plan's.
     planning = Pushing.planning
 
     def started(pushing: Pushing) -> None:
