@@ -205,9 +205,10 @@ class _Pull:
     their pages to the store's thread, where each is stored with its cursor.
 
     `others()` stores pages until every connector's other streams are stored: what the
-    reconcile reads. The activity streams go on while the pass reconciles and derives
-    stages, which store what has arrived between their chunks (`pump`, outside any
-    transaction); the touchpoints and all after them wait for the last page (`finish`).
+    reconcile reads. The activity streams go on while the pass reconciles, derives stages
+    and plans accounts, which store what has arrived between their chunks (`pump`: outside
+    their transactions, but inside the identity resolve's, which is one for all its
+    batches); the touchpoints and all after them wait for the last page (`finish`).
     In a backfill the activity streams are most of HubSpot's calls, and paced at its
     allowance they leave the store's thread idle most of the time they take.
 

@@ -182,8 +182,9 @@ class Pushing:
         self.pump()
 
     def pump(self) -> None:
-        """Record the chunks sent already and hand over more, without waiting."""
-        if self._failed is not None:
+        """While planning: record the chunks sent already and hand over more, without
+        waiting."""
+        if self._failed is not None or not self._planning:
             return
         try:
             for system in self.connectors:
