@@ -212,7 +212,8 @@ def test_what_a_chunk_raises_while_planning_waits_for_finish_and_the_plan_goes_o
         with pytest.raises(BudgetError, match="crm: spent"):
             out.finish()
     assert len(planned_ids) == 2000
-    assert crm.pushed == []  # the first chunk failed; nothing more was handed over
+    assert crm.pushed == []  # the first chunk failed (that nothing more is handed over after
+    # an error is the next test's: there the CRM could still take it)
     assert pending(store, "crm") == 2000  # all planned, none recorded: the next pass sends them
 
 

@@ -388,23 +388,15 @@ def settled_once(w: World) -> None:
 def test_a_pass_killed_after_plan_or_mid_push_then_rerun_creates_nothing_twice(
     world: World, monkeypatch: pytest.MonkeyPatch, streaming: bool, when: str, at: int
 ) -> None:
-    from syncd import push as push_module
-    from syncd.planner import Planner
     from tests import harness
 
     mixed_org(world)
     for number in range(3):
         lead(world, f"lead{number}@example.com")
     plan = {"pushes": 0, "at": at, "when": when}
-    real, planner = harness._connectors, Planner.plan  # type: ignore[attr-defined]
-
-    def one_at_a_time(self: Planner, kind: str, ids: Any, batch: int = 2000,
-                      **keywords: Any) -> int:
-        return planner(self, kind, ids, 1, **keywords)
-
+    real = harness._connectors  # type: ignore[attr-defined]
     if streaming:
-        monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)
-        monkeypatch.setattr(Planner, "plan", one_at_a_time)
+        push_while_planning_one_at_a_time(monkeypatch)
     monkeypatch.setattr(harness, "_connectors", lambda settings, mappings: {
         name: Dying(c, plan) for name, c in real(settings, mappings).items()})
     with pytest.raises(Killed):
@@ -416,19 +408,36 @@ def test_a_pass_killed_after_plan_or_mid_push_then_rerun_creates_nothing_twice(
     assert len({r["Email"] for r in leads}) == len(leads)  # no Lead created twice
 
 
-class Watched:
-    """A connector whose pushes set `contacts` once one of them writes HubSpot contacts."""
+def push_while_planning_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The planner plans one entity a chunk and the push takes every row as whole: a few
+    records then go out while later ones are still being planned."""
+    from syncd import push as push_module
+    from syncd.planner import Planner
 
-    def __init__(self, inner: Any, contacts: threading.Event) -> None:
-        self._inner, self._contacts = inner, contacts
+    plan = Planner.plan
+
+    def one_at_a_time(self: Planner, kind: str, ids: Any, batch: int = 2000,
+                      **keywords: Any) -> int:
+        return plan(self, kind, ids, 1, **keywords)
+
+    monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)
+    monkeypatch.setattr(Planner, "plan", one_at_a_time)
+
+
+class Written:
+    """A connector whose pushes set `written[object]` once one of them writes that object."""
+
+    def __init__(self, inner: Any, written: dict[str, threading.Event]) -> None:
+        self._inner, self._written = inner, written
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
     def push(self, changes: Any) -> Any:
         results = self._inner.push(changes)
-        if any(change.object == "contacts" for change in changes):
-            self._contacts.set()
+        for change in changes:
+            if change.object in self._written:
+                self._written[change.object].set()
         return results
 
 
@@ -447,14 +456,11 @@ def test_people_are_pushed_while_they_are_planned_and_the_pass_converges(
     contacts_pushed = threading.Event()
     real = harness._connectors  # type: ignore[attr-defined]
     monkeypatch.setattr(harness, "_connectors", lambda settings, mappings: {
-        name: Watched(c, contacts_pushed) for name, c in real(settings, mappings).items()})
-    monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)  # a handful of rows is whole
-    plan, chunk, handed = Planner.plan, Planner._plan_chunk, push_module.Pushing.planned
+        name: Written(c, {"contacts": contacts_pushed})
+        for name, c in real(settings, mappings).items()})
+    push_while_planning_one_at_a_time(monkeypatch)
+    chunk, handed = Planner._plan_chunk, push_module.Pushing.planned
     people_planned: list[bool] = []  # per person chunk: were HubSpot contacts pushed before?
-
-    def one_at_a_time(self: Planner, kind: str, ids: Any, batch: int = 2000,
-                      **keywords: Any) -> int:
-        return plan(self, kind, ids, 1, **keywords)
 
     def planning(self: Planner, mapping: Any, *args: Any) -> int:
         if mapping.entity == "person":
@@ -471,7 +477,6 @@ def test_people_are_pushed_while_they_are_planned_and_the_pass_converges(
             self.pump()
             time.sleep(0.01)
 
-    monkeypatch.setattr(Planner, "plan", one_at_a_time)
     monkeypatch.setattr(Planner, "_plan_chunk", planning)
     monkeypatch.setattr(push_module.Pushing, "planned", slow_planner)
     world.sync()
@@ -492,24 +497,9 @@ def test_accounts_are_pushed_while_the_credits_are_worked_out(
 
     mixed_org(world)
     written = {"companies": threading.Event(), "contacts": threading.Event()}
-
-    class Seen:
-        def __init__(self, inner: Any) -> None:
-            self._inner = inner
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self._inner, name)
-
-        def push(self, changes: Any) -> Any:
-            results = self._inner.push(changes)
-            for change in changes:
-                if change.object in written:
-                    written[change.object].set()
-            return results
-
     real, credits = harness._connectors, pipeline.compute_credits  # type: ignore[attr-defined]
     monkeypatch.setattr(harness, "_connectors", lambda settings, mappings: {
-        name: Seen(c) for name, c in real(settings, mappings).items()})
+        name: Written(c, written) for name, c in real(settings, mappings).items()})
     monkeypatch.setattr(push_module, "WHOLE_BATCHES", 1)
     during: list[tuple[bool, bool]] = []
 
