@@ -44,6 +44,26 @@ def test_store_file_is_created_owner_only_and_in_wal_mode(tmp_path: Path) -> Non
     assert store.schema_version == max(v for v, _, _ in MIGRATIONS)
 
 
+def test_the_log_is_checkpointed_every_64_mib_not_4_and_closing_leaves_it_in_the_file(
+    tmp_path: Path,
+) -> None:
+    """A pass rewrites the same pages stage after stage: SQLite's default checkpoint every
+    4 MiB copied them into the file again and again (`WAL_PAGES`)."""
+    path = tmp_path / "syncd.db"
+    store = Store(path)
+    for batch in range(16):  # 8 MiB in transactions of half a MiB
+        with store.transaction():
+            for i in range(256):
+                store.unified.set_state(f"k{batch}.{i}", f"{batch}.{i}".ljust(2048, "x"))
+    log = tmp_path / "syncd.db-wal"
+    # By default the log would have been copied and restarted past 4 MiB: about 4.5 MiB long.
+    assert log.stat().st_size > 7 * 2**20
+    store.close()
+    assert not log.exists() or log.stat().st_size == 0
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM state WHERE key LIKE 'k%'").fetchone()[0] == 4096
+
+
 def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
     Store(tmp_path / "s.db").close()
     again = Store(tmp_path / "s.db")

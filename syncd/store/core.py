@@ -50,6 +50,9 @@ def parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+WAL_PAGES = 16_384  # pages of 4 KiB written between checkpoints (`Store.__init__`)
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -63,6 +66,13 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA busy_timeout=5000")
+            # Checkpoints (the WAL copied into the file, which is then synced) every 64 MiB
+            # written rather than SQLite's 4 MiB: a pass rewrites the same entity, link and
+            # outbox pages stage after stage, and each checkpoint copied them again and
+            # synced the file (`bench_reconcile` at 100,000 people: the incremental reconcile
+            # and plan took about half as long). The log is cut back to that size after each.
+            self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
+            self.db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
             self._migrate()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise StoreError(
