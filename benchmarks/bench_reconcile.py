@@ -13,9 +13,9 @@ Each stage is timed by wrapping the pipeline's own functions (the pull, `_Pull.o
 read every stream before the reconcile starts, as a pass does not; `_sync`) and the classes
 that do the work (`Reconciler.reconcile`, `Planner.plan`, and the lifecycle stages when the
 pipeline has them), so the table also says where the time goes. A pass's total also counts
-`Store.close`, where SQLite copies what the pass left in its write-ahead log into the file. `--profile` prints the
-cProfile hot spots of the full reconcile and plan (`--profile incremental`: of the incremental
-one). Prints one Markdown table with the machine.
+`Store.close`, where SQLite copies what the pass left in its write-ahead log into the file.
+`--profile` prints the cProfile hot spots of the full reconcile and plan (`--profile
+incremental`: of the incremental one). Prints one Markdown table with the machine.
 
     python -m benchmarks.bench_reconcile --scale 100000
 """
