@@ -48,9 +48,12 @@ def test_the_log_is_checkpointed_every_64_mib_not_4_and_closing_leaves_it_in_the
     tmp_path: Path,
 ) -> None:
     """A pass rewrites the same pages stage after stage: SQLite's default checkpoint every
-    4 MiB copied them into the file again and again (`WAL_PAGES`)."""
+    4 MiB copied them into the file again and again (`WAL_BYTES`)."""
     path = tmp_path / "syncd.db"
     store = Store(path)
+    # Checkpoints still happen, past 64 MiB, and the log is cut back to that size.
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 16_384
+    assert store.db.execute("PRAGMA journal_size_limit").fetchone()[0] == 64 * 2**20
     for batch in range(16):  # 8 MiB in transactions of half a MiB
         with store.transaction():
             for i in range(256):
