@@ -15,7 +15,9 @@ that do the work (`Reconciler.reconcile`, `Planner.plan`, and the lifecycle stag
 pipeline has them), so the table also says where the time goes. A pass's total also counts
 `Store.close`, where SQLite copies what the pass left in its write-ahead log into the file.
 `--profile` prints the cProfile hot spots of the full reconcile and plan (`--profile
-incremental`: of the incremental one). Prints one Markdown table with the machine.
+incremental`: of the incremental one). `--per-entity` also times the functions that decide one
+record or entity at a time (`PER_ENTITY`): what is left of a pass if its reads, writes and
+JSON took no time. Prints one Markdown table with the machine.
 
     python -m benchmarks.bench_reconcile --scale 100000
 """
@@ -61,6 +63,22 @@ STAGES = (
     # belongs to the pass, and is counted in its total.
     ("syncd.store.core", "Store", "close"),
 )
+# `--per-entity`: the functions that decide one record or entity at a time, in Python, given
+# what their stage read for the chunk (module, class or None, function, as reported). Their time
+# includes what they read on demand (an entity's sides, what syncd wrote to a record, a deal's
+# HubSpot associations), not the chunk's reads and writes around them. `choose_sides` is
+# imported by three stages, and timed in each.
+PER_ENTITY = (
+    ("syncd.identity", "Resolver", "_one", "Resolver._one (identity, per record)"),
+    ("syncd.reconcile", None, "recompute", "recompute (rules, per entity)"),
+    ("syncd.reconcile", "Reconciler", "_structure", "Reconciler._structure"),
+    ("syncd.reconcile", None, "choose_sides", "choose_sides"),
+    ("syncd.lifecycle", None, "choose_sides", "choose_sides"),
+    ("syncd.planner", None, "choose_sides", "choose_sides"),
+    ("syncd.lifecycle", "StageDeriver", "_stage", "StageDeriver._stage"),
+    ("syncd.lifecycle", None, "_first_entries", "_first_entries (stage history)"),
+    ("syncd.planner", None, "plan_entity", "plan_entity (plan, per entity)"),
+)
 MAPPED = ("Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "contacts",
           "companies", "deals")
 
@@ -75,6 +93,8 @@ class Timings:
     # idle meanwhile and this is syncd's own work).
     cpu: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     profile: cProfile.Profile | None = None
+    # `--per-entity`: seconds in each of the `PER_ENTITY` functions during `_sync`.
+    per_entity: dict[str, float] | None = None
     # Resident memory of this process before reconcile + plan and at its peak during it (MiB).
     # The emulators live in this process too: the growth is what reconcile + plan hold.
     rss_before: float = 0.0
@@ -109,6 +129,23 @@ class Timings:
 
         return timed
 
+    def accumulate(self, name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        """`function`, its seconds added up under `name`. Called once per record or entity,
+        so it reads the wall clock only (not the CPU clock, as `wrap` does), to add as little
+        as it can to the pass it measures."""
+        assert self.per_entity is not None
+        spent, clock = self.per_entity, time.perf_counter
+        spent.setdefault(name, 0.0)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = clock()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += clock() - began
+
+        return timed
+
 
 @contextlib.contextmanager
 def timed_stages(timings: Timings) -> Iterator[None]:
@@ -127,6 +164,14 @@ def timed_stages(timings: Timings) -> Iterator[None]:
         name = function if class_name is None else f"{class_name}.{function}"
         restore.append((owner, function, original))
         setattr(owner, function, timings.wrap(name, original))
+    per_entity = PER_ENTITY if timings.per_entity is not None else ()
+    for module_name, class_name, function, name in per_entity:
+        owner = importlib.import_module(module_name)
+        if class_name is not None:
+            owner = getattr(owner, class_name)
+        original = getattr(owner, function)
+        restore.append((owner, function, original))
+        setattr(owner, function, timings.accumulate(name, original))
     pipeline = importlib.import_module("syncd.pipeline")
     reader = getattr(pipeline, "_Pull", None)
     if reader is not None:
@@ -236,6 +281,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile", nargs="?", const="full", choices=("full", "incremental"),
                         help="print the cProfile hot spots of the full (default) or the "
                         "incremental reconcile and plan")
+    parser.add_argument("--per-entity", action="store_true",
+                        help="also time the functions that work one record or entity at a time "
+                        "(identity, rules, stages, plan), apart from the reads and writes of "
+                        "their chunks")
     options = parser.parse_args(argv)
     folder = Path(tempfile.mkdtemp(prefix="bench-reconcile-"))
     began = time.perf_counter()
@@ -246,13 +295,16 @@ def main(argv: list[str] | None = None) -> None:
     seeded = time.perf_counter() - began
     try:
         config = write_config(box, info, folder)
-        full = Timings(profile=cProfile.Profile() if options.profile == "full" else None)
+        per_entity = (lambda: {}) if options.per_entity else (lambda: None)
+        full = Timings(profile=cProfile.Profile() if options.profile == "full" else None,
+                       per_entity=per_entity())
         dry_run(config, full)
         records = source_records(folder / "syncd.db")
         edited = change_one_percent(box, random.Random(options.seed))
         time.sleep(0.01)  # the edits' stamps fall before the next pass starts
         incremental = Timings(
-            profile=cProfile.Profile() if options.profile == "incremental" else None)
+            profile=cProfile.Profile() if options.profile == "incremental" else None,
+            per_entity=per_entity())
         dry_run(config, incremental)
     finally:
         box.stop()
@@ -263,6 +315,19 @@ def main(argv: list[str] | None = None) -> None:
         stats = io.StringIO()
         pstats.Stats(profiled, stream=stats).sort_stats("cumulative").print_stats(40)
         print("\n```\n" + stats.getvalue().strip() + "\n```")
+
+
+def per_entity_rows(timings: Timings, records: int) -> None:
+    """`--per-entity`: the pass's time in the functions that work one record or entity at a
+    time, each and together, with their share of the pass."""
+    if timings.per_entity is None:
+        return
+    total, _ = timings.total()
+    for name, seconds in timings.per_entity.items():
+        print(row(f"&nbsp;&nbsp;&nbsp;&nbsp;in {name}", records, seconds))
+    spent = sum(timings.per_entity.values())
+    print(row("&nbsp;&nbsp;per-entity functions together", records, spent,
+              note=f"{spent / total:.0%} of the pass" if total else ""))
 
 
 def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
@@ -284,6 +349,7 @@ def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
     for name, seconds in full.seconds.items():
         if name not in ("_pull", "_sync"):
             print(row(f"&nbsp;&nbsp;{name}", records, seconds, full.cpu[name]))
+    per_entity_rows(full, records)
     print(row("incremental pull", edited, incremental.seconds["_pull"],
               note="not part of the goal"))
     print(row(f"**incremental reconcile + plan** ({edited:,} records edited)", edited,
@@ -293,6 +359,7 @@ def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
     for name, seconds in incremental.seconds.items():
         if name not in ("_pull", "_sync"):
             print(row(f"&nbsp;&nbsp;{name}", edited, seconds, incremental.cpu[name]))
+    per_entity_rows(incremental, edited)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nPeak RSS {peak:,.0f} MiB, emulators included. Full reconcile + plan took the "
           f"process from {full.rss_before:,.0f} to at most {full.rss_peak:,.0f} MiB "
