@@ -6,8 +6,11 @@ Seeds a sandbox org (`connectors.sandbox.Sandbox`, HubSpot limits off), then run
 1. the first pass pulls the whole org into a fresh store, then reconciles and plans all of it
    (a dry run: nothing is pushed). The pull is timed apart, so the "full" row is reconcile and
    plan of a store already pulled;
-2. 1% of the people, accounts and opportunities are edited in the emulators (half of the people
-   in HubSpot, half in Salesforce), and a second dry run reconciles and plans what changed.
+2. a pass with nothing changed: what a pass costs however little changed;
+3. 1% of the people, accounts and opportunities are edited in the emulators (half of the people
+   in HubSpot, half in Salesforce), and a dry run reconciles and plans what changed;
+4. 2% more are edited the same way (other records, drawn anew), and a last dry run: whether
+   the cost follows what changed.
 
 Each stage is timed by wrapping the pipeline's own functions (the pull, `_Pull.others`, made to
 read every stream before the reconcile starts, as a pass does not; `_sync`) and the classes
@@ -29,6 +32,7 @@ import contextlib
 import cProfile
 import importlib
 import io
+import json
 import os
 import pstats
 import random
@@ -50,6 +54,8 @@ from syncd.cli import run as syncd
 GOAL_RECORDS_PER_SECOND = 20_000
 GOAL_INCREMENTAL_SHARE = 0.01  # "about 1% of a full run"
 CHANGED_SHARE = 0.01
+# The last pass edits twice as many, to show how the cost follows what changed.
+MORE_CHANGED_SHARE = 0.02
 # (module, class or None, function): the stages timed; those a pipeline lacks are skipped.
 STAGES = (
     ("syncd.pipeline", None, "_sync"),
@@ -99,6 +105,8 @@ class Timings:
     # The emulators live in this process too: the growth is what reconcile + plan hold.
     rss_before: float = 0.0
     rss_peak: float = 0.0
+    # What the pass's run row says it did (`last_run`): entities changed, rows planned.
+    outcome: str = ""
 
     def total(self) -> tuple[float, float]:
         """Wall and CPU seconds of the pass's reconcile and plan, with the store's close."""
@@ -240,33 +248,42 @@ def source_records(store: Path) -> int:
     return int(row[0])
 
 
-def change_one_percent(box: Sandbox, rng: random.Random) -> int:
-    """Edit 1% of the people (half in each system), accounts and opportunities."""
+def change(box: Sandbox, rng: random.Random, share: float = CHANGED_SHARE) -> int:
+    """Edit `share` of the people (half in each system), accounts and opportunities."""
     hubspot, salesforce = box.hubspot, box.salesforce
     assert hubspot is not None and salesforce is not None
     edited = 0
     with hubspot.server.app_lock, salesforce.server.app_lock:
         contacts = hubspot.portal.ids("contacts")
-        for record_id in rng.sample(contacts, max(1, int(len(contacts) * CHANGED_SHARE / 2))):
+        for record_id in rng.sample(contacts, max(1, int(len(contacts) * share / 2))):
             hubspot.portal.update("contacts", record_id, {"jobtitle": f"Edited {record_id}"})
             edited += 1
         people = [("Contact", r["Id"]) for r in salesforce.org.records("Contact")]
         people += [("Lead", r["Id"]) for r in salesforce.org.records("Lead")
                    if not r["IsConverted"]]
-        for sobject, record_id in rng.sample(people, max(1, int(len(people) * CHANGED_SHARE / 2))):
+        for sobject, record_id in rng.sample(people, max(1, int(len(people) * share / 2))):
             salesforce.org.update(sobject, record_id, {"Title": f"Edited {record_id[-6:]}"})
             edited += 1
         for sobject, values in (("Account", {"Phone": "+1 555 0100"}),
                                 ("Opportunity", {"Amount": 1234.5})):
             ids = [r["Id"] for r in salesforce.org.records(sobject)]
-            for record_id in rng.sample(ids, max(1, int(len(ids) * CHANGED_SHARE))):
+            for record_id in rng.sample(ids, max(1, int(len(ids) * share))):
                 salesforce.org.update(sobject, record_id, values)
                 edited += 1
     return edited
 
 
+def last_run(store: Path) -> str:
+    """What the store's last run says it changed and planned."""
+    with contextlib.closing(sqlite3.connect(store)) as conn:
+        found = conn.execute("SELECT summary FROM run ORDER BY id DESC LIMIT 1").fetchone()
+    summary = json.loads(found[0]) if found else {}
+    return (f"{summary.get('entities_changed', 0):,} entities changed, "
+            f"{summary.get('planned', 0):,} rows planned")
+
+
 def row(what: str, records: int, seconds: float, cpu: float | None = None, note: str = "") -> str:
-    rate = f"{records / seconds:,.0f}" if seconds else "-"
+    rate = f"{records / seconds:,.0f}" if seconds and records else "-"
     cpu_text = "-" if cpu is None else f"{cpu:,.2f}"
     cpu_rate = f"{records / cpu:,.0f}" if cpu else "-"
     return f"| {what} | {records:,} | {seconds:,.2f} | {rate} | {cpu_text} | {cpu_rate} | {note} |"
@@ -300,16 +317,26 @@ def main(argv: list[str] | None = None) -> None:
                        per_entity=per_entity())
         dry_run(config, full)
         records = source_records(folder / "syncd.db")
-        edited = change_one_percent(box, random.Random(options.seed))
+        unchanged = Timings()
+        dry_run(config, unchanged)
+        unchanged.outcome = last_run(folder / "syncd.db")
+        edited = change(box, random.Random(options.seed))
         time.sleep(0.01)  # the edits' stamps fall before the next pass starts
         incremental = Timings(
             profile=cProfile.Profile() if options.profile == "incremental" else None,
             per_entity=per_entity())
         dry_run(config, incremental)
+        incremental.outcome = last_run(folder / "syncd.db")
+        more_edited = change(box, random.Random(options.seed + 1), MORE_CHANGED_SHARE)
+        time.sleep(0.01)
+        more = Timings()
+        dry_run(config, more)
+        more.outcome = last_run(folder / "syncd.db")
     finally:
         box.stop()
         shutil.rmtree(folder, ignore_errors=True)  # a 100,000-people store is a gigabyte
-    report(options.scale, seeded, records, edited, full, incremental)
+    report(options.scale, seeded, records, full, unchanged, (edited, incremental),
+           (more_edited, more))
     profiled = full.profile or incremental.profile
     if profiled is not None:
         stats = io.StringIO()
@@ -330,8 +357,9 @@ def per_entity_rows(timings: Timings, records: int) -> None:
               note=f"{spent / total:.0%} of the pass" if total else ""))
 
 
-def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
-           incremental: Timings) -> None:
+def report(scale: int, seeded: float, records: int, full: Timings, unchanged: Timings,
+           one: tuple[int, Timings], more: tuple[int, Timings]) -> None:
+    edited, incremental = one
     full_work, full_cpu = full.total()
     incremental_work, incremental_cpu = incremental.total()
     share = incremental_work / full_work if full_work else 0.0
@@ -350,16 +378,26 @@ def report(scale: int, seeded: float, records: int, edited: int, full: Timings,
         if name not in ("_pull", "_sync"):
             print(row(f"&nbsp;&nbsp;{name}", records, seconds, full.cpu[name]))
     per_entity_rows(full, records)
+    unchanged_work, unchanged_cpu = unchanged.total()
+    print(row("reconcile + plan, nothing changed", 0, unchanged_work, unchanged_cpu,
+              f"{unchanged_work / full_work:.2%} of full; {unchanged.outcome}"))
     print(row("incremental pull", edited, incremental.seconds["_pull"],
               note="not part of the goal"))
     print(row(f"**incremental reconcile + plan** ({edited:,} records edited)", edited,
               incremental_work, incremental_cpu,
               f"{share:.1%} of full (CPU {cpu_share:.1%}; goal about "
-              f"{GOAL_INCREMENTAL_SHARE:.0%})"))
+              f"{GOAL_INCREMENTAL_SHARE:.0%}); {incremental.outcome}"))
     for name, seconds in incremental.seconds.items():
         if name not in ("_pull", "_sync"):
             print(row(f"&nbsp;&nbsp;{name}", edited, seconds, incremental.cpu[name]))
     per_entity_rows(incremental, edited)
+    more_edited, more_timings = more
+    more_work, more_cpu = more_timings.total()
+    print(row(f"reconcile + plan, {MORE_CHANGED_SHARE:.0%} edited ({more_edited:,} records)",
+              more_edited, more_work, more_cpu,
+              f"{more_work / full_work:.1%} of full, {more_work / incremental_work:.1f}x the "
+              f"{CHANGED_SHARE:.0%} pass for {more_edited / edited:.1f}x the records; "
+              f"{more_timings.outcome}"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nPeak RSS {peak:,.0f} MiB, emulators included. Full reconcile + plan took the "
           f"process from {full.rss_before:,.0f} to at most {full.rss_peak:,.0f} MiB "

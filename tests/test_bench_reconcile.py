@@ -57,10 +57,15 @@ def test_per_entity_splits_both_passes_and_leaves_syncd_as_it_was(
     )
 
 
-def test_without_per_entity_the_table_has_no_split(capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_per_entity_the_table_has_no_split_and_the_other_passes(capsys: pytest.CaptureFixture[str]) -> None:
     bench_reconcile.main(["--scale", "100"])
 
     output = capsys.readouterr().out
     assert _seconds(output, "**full reconcile + plan**")
+    # The passes besides the goal's: nothing changed (and nothing done), then 2% edited.
+    unchanged = next(line for line in output.splitlines() if "nothing changed" in line)
+    assert unchanged.endswith("; 0 entities changed, 0 rows planned |")
+    more = next(line for line in output.splitlines() if "2% edited" in line)
+    assert re.search(r"x the 1% pass for \d\.\dx the records; [\d,]+ entities changed", more)
     assert "per-entity" not in output
     assert " in recompute" not in output
