@@ -285,7 +285,7 @@ def last_run(store: Path) -> str:
 def row(what: str, records: int, seconds: float, cpu: float | None = None, note: str = "") -> str:
     rate = f"{records / seconds:,.0f}" if seconds and records else "-"
     cpu_text = "-" if cpu is None else f"{cpu:,.2f}"
-    cpu_rate = f"{records / cpu:,.0f}" if cpu else "-"
+    cpu_rate = f"{records / cpu:,.0f}" if cpu and records else "-"
     return f"| {what} | {records:,} | {seconds:,.2f} | {rate} | {cpu_text} | {cpu_rate} | {note} |"
 
 
