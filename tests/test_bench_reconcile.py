@@ -57,7 +57,9 @@ def test_per_entity_splits_both_passes_and_leaves_syncd_as_it_was(
     )
 
 
-def test_without_per_entity_the_table_has_no_split_and_the_other_passes(capsys: pytest.CaptureFixture[str]) -> None:
+def test_without_per_entity_the_table_has_no_split_and_the_other_passes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     bench_reconcile.main(["--scale", "100"])
 
     output = capsys.readouterr().out
