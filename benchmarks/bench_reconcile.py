@@ -312,9 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     seeded = time.perf_counter() - began
     try:
         config = write_config(box, info, folder)
-        per_entity = (lambda: {}) if options.per_entity else (lambda: None)
         full = Timings(profile=cProfile.Profile() if options.profile == "full" else None,
-                       per_entity=per_entity())
+                       per_entity={} if options.per_entity else None)
         dry_run(config, full)
         records = source_records(folder / "syncd.db")
         unchanged = Timings()
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> None:
         time.sleep(0.01)  # the edits' stamps fall before the next pass starts
         incremental = Timings(
             profile=cProfile.Profile() if options.profile == "incremental" else None,
-            per_entity=per_entity())
+            per_entity={} if options.per_entity else None)
         dry_run(config, incremental)
         incremental.outcome = last_run(folder / "syncd.db")
         more_edited = change(box, random.Random(options.seed + 1), MORE_CHANGED_SHARE)

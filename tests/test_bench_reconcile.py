@@ -3,12 +3,13 @@ passes into the functions that work one record or entity at a time."""
 
 from __future__ import annotations
 
+import importlib
 import re
+from typing import Any
 
 import pytest
 
 from benchmarks import bench_reconcile
-from syncd import identity, lifecycle, planner, reconcile
 
 
 def _seconds(output: str, label: str) -> list[float]:
@@ -24,15 +25,19 @@ def _seconds(output: str, label: str) -> list[float]:
     return found
 
 
+def _timed_functions() -> list[Any]:
+    """The functions `--per-entity` wraps, as their modules and classes hold them now."""
+    found = []
+    for module_name, class_name, function, _ in bench_reconcile.PER_ENTITY:
+        owner = importlib.import_module(module_name)
+        found.append(getattr(getattr(owner, class_name) if class_name else owner, function))
+    return found
+
+
 def test_per_entity_splits_both_passes_and_leaves_syncd_as_it_was(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    originals = (
-        identity.Resolver._one, reconcile.recompute, reconcile.choose_sides,
-        planner.choose_sides, lifecycle.choose_sides, planner.plan_entity,
-        lifecycle.StageDeriver._stage, lifecycle._first_entries,
-        reconcile.Reconciler._structure,
-    )
+    originals = _timed_functions()
 
     bench_reconcile.main(["--scale", "200", "--per-entity"])
 
@@ -49,12 +54,7 @@ def test_per_entity_splits_both_passes_and_leaves_syncd_as_it_was(
     assert 0 < together[0] < full_total
     assert re.search(r"per-entity functions together .*\| \d+% of the pass \|", output)
     # The wrappers are gone once the benchmark is done.
-    assert originals == (
-        identity.Resolver._one, reconcile.recompute, reconcile.choose_sides,
-        planner.choose_sides, lifecycle.choose_sides, planner.plan_entity,
-        lifecycle.StageDeriver._stage, lifecycle._first_entries,
-        reconcile.Reconciler._structure,
-    )
+    assert _timed_functions() == originals
 
 
 def test_without_per_entity_the_table_has_no_split_and_the_other_passes(
