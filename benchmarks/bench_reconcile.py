@@ -1,6 +1,6 @@
-"""How fast syncd reconciles and plans a large org, in full and after 1% of it changed.
+"""How fast syncd reconciles and plans a large org, in full and after 1% (then 2%) of it changed.
 
-Seeds a sandbox org (`connectors.sandbox.Sandbox`, HubSpot limits off), then runs two passes of
+Seeds a sandbox org (`connectors.sandbox.Sandbox`, HubSpot limits off), then runs four passes of
 `syncd run --once --dry-run` through the real CLI, in this process:
 
 1. the first pass pulls the whole org into a fresh store, then reconciles and plans all of it
@@ -9,8 +9,8 @@ Seeds a sandbox org (`connectors.sandbox.Sandbox`, HubSpot limits off), then run
 2. a pass with nothing changed: what a pass costs however little changed;
 3. 1% of the people, accounts and opportunities are edited in the emulators (half of the people
    in HubSpot, half in Salesforce), and a dry run reconciles and plans what changed;
-4. 2% more are edited the same way (other records, drawn anew), and a last dry run: whether
-   the cost follows what changed.
+4. 2% are edited the same way (drawn anew with the next seed, so a few may have been edited
+   before), and a last dry run: whether the cost follows what changed.
 
 Each stage is timed by wrapping the pipeline's own functions (the pull, `_Pull.others`, made to
 read every stream before the reconcile starts, as a pass does not; `_sync`) and the classes
@@ -19,8 +19,8 @@ pipeline has them), so the table also says where the time goes. A pass's total a
 `Store.close`, where SQLite copies what the pass left in its write-ahead log into the file.
 `--profile` prints the cProfile hot spots of the full reconcile and plan (`--profile
 incremental`: of the incremental one). `--per-entity` also times the functions that decide one
-record or entity at a time (`PER_ENTITY`): what is left of a pass if its reads, writes and
-JSON took no time. Prints one Markdown table with the machine.
+record or entity at a time (`PER_ENTITY`): about what a pass would still take if its chunks'
+reads, writes and JSON took no time. Prints one Markdown table with the machine.
 
     python -m benchmarks.bench_reconcile --scale 100000
 """

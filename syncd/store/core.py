@@ -67,8 +67,8 @@ class Store:
             # entity, link and outbox pages stage after stage, and each checkpoint copied
             # them again. `bench_reconcile --scale 100000 --profile incremental`: the
             # incremental pass's 18 commits took 0.203 s with 4 MiB, 0.026 s with 64 MiB; the
-            # last checkpoint moves to the close, which the benchmark counts (0.28 s in
-            # docs/benchmarks.md). The log is cut back to that size after each.
+            # last checkpoint moves to the close, which the benchmark counts in the pass (its
+            # `Store.close` row). The log is cut back to that size after each.
             page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
             self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BYTES // page}")
             self.db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
