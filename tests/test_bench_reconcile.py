@@ -3,13 +3,17 @@ passes into the functions that work one record or entity at a time."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import re
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from benchmarks import bench_reconcile
+from syncd.store import Store
 
 
 def _seconds(output: str, label: str) -> list[float]:
@@ -71,3 +75,47 @@ def test_without_per_entity_the_table_has_no_split_and_the_other_passes(
     assert re.search(r"x the 1% pass for \d\.\dx the records; [\d,]+ entities changed", more)
     assert "per-entity" not in output
     assert " in recompute" not in output
+    # The full pass's floors, and what they leave of the goal for everything else.
+    written = next(line for line in output.splitlines() if "its rows, written by SQLite" in line)
+    assert re.search(r"\| [\d,]+ rows into \d+ tables, with the close; \d+% of the goal's", written)
+    assert re.search(r"the floors leave [\d.,]+ s for all the rest of the full pass, every "
+                     r"decision among it: ([\d,]+ µs|nothing) for each of its [\d,]+ entities",
+                     output)
+
+
+def test_the_floor_copies_every_row_the_pass_wrote_and_reads_every_mapped_record(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "syncd.db")
+    conn = store.db.conn
+    with store.transaction():
+        conn.executemany(
+            "INSERT INTO source_record (system, object, id, updated_at, data, pulled_run)"
+            " VALUES (?, ?, ?, '2026-11-24T00:00:00.000Z', ?, 1)",
+            [("salesforce", "Contact", f"003{i}", f'{{"Id": "003{i}"}}') for i in range(30)]
+            + [("hubspot", "emails", "e1", "{}")],  # an activity: not read by reconcile
+        )
+        conn.executemany(
+            "INSERT INTO duplicate (system, object, record_id, kind, entity_id, reason, run)"
+            " VALUES ('salesforce', 'Lead', ?, 'person', ?, 'same person', 1)",
+            [(f"00Q{i}", f"p{i}") for i in range(7)],
+        )
+        conn.executemany(
+            "INSERT INTO opportunity_person (opportunity_id, person_id, is_primary, source_id)"
+            " VALUES ('o1', ?, 0, ?)",
+            [(f"p{i}", f"00K{i}") for i in range(5)],
+        )
+        conn.execute("INSERT INTO state (key, value) VALUES ('reconciled_run', '1')")
+    store.close()
+
+    found = bench_reconcile.floor(tmp_path / "syncd.db", tmp_path)
+
+    # The two tables the "pass" filled, not the pull's records or the store's own books.
+    assert (found.rows, found.tables, found.entities, found.records) == (12, 2, 0, 30)
+    assert all(seconds > 0 for seconds in (*found.write, *found.read))
+    with contextlib.closing(sqlite3.connect(tmp_path / "floor.db")) as copy:
+        assert copy.execute("SELECT count(*) FROM duplicate").fetchone() == (7,)
+        assert copy.execute("SELECT count(*) FROM opportunity_person").fetchone() == (5,)
+        assert copy.execute("SELECT count(*) FROM source_record").fetchone() == (0,)
+        # Closed as the pass's store is: its write-ahead log checkpointed and gone.
+    assert not (tmp_path / "floor.db-wal").exists()
