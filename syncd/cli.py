@@ -7,15 +7,16 @@ and the emulators it starts (which `demo` starts too) live in `syncd.cli_sandbox
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from syncd import registry
 from syncd.cli_options import (
@@ -30,6 +31,7 @@ from syncd.config import Settings, load_settings
 from syncd.connector import Connector
 from syncd.console import (
     LogProgress,
+    OutputConsole,
     TerminalProgress,
     errors_csv,
     print_errors,
@@ -40,7 +42,14 @@ from syncd.console import (
 )
 from syncd.daemon import serve
 from syncd.definitions import load_definitions
-from syncd.errors import EXIT_OK, EXIT_STOPPED, EXIT_USAGE, SyncdError, UsageError
+from syncd.errors import (
+    EXIT_OK,
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    OutputClosed,
+    SyncdError,
+    UsageError,
+)
 from syncd.lock import StoreLock
 from syncd.log import configure, redact
 from syncd.mapping import Mappings
@@ -53,7 +62,35 @@ from syncd.store import Store
 log = logging.getLogger("syncd")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@contextlib.contextmanager
+def _closed_pipe_stops() -> Iterator[None]:
+    """A write to a closed pipe (`syncd status | head -2`) as `OutputClosed`. click would exit
+    with code 1 there, with nothing said, and 1 means records were rejected."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise OutputClosed from None
+        raise
+
+
+class _Commands(click.Group):
+    """syncd's group: its help and version (`make_context`) and every command (`invoke`)
+    stop with `OutputClosed` when their reader goes away."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _closed_pipe_stops():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _closed_pipe_stops():
+            return super().invoke(ctx)
+
+
+@click.group(
+    cls=_Commands,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="syncd")
 def cli() -> None:
     """syncd keeps HubSpot and Salesforce on one dataset: it pulls both, reconciles them in a
@@ -208,7 +245,7 @@ def _pass(options: Mapping[str, Any], *, since: datetime | None, full: bool, dry
     settings = settings_for(options)
     definitions = load_definitions(settings.sync.mappings)
     mappings = definitions.mappings
-    console = Console(stderr=True)
+    console = OutputConsole(stderr=True)
     progress = TerminalProgress(console) if console.is_terminal else LogProgress()
     # Released in reverse, whatever fails: a store or connector that cannot open must not
     # leave the lock held (an in-process caller, such as the daemon, would refuse itself).
@@ -368,6 +405,11 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         click.echo(f"{where}: {_usage_line(exc)} See `{where} --help`.", err=True)
         return EXIT_USAGE
+    except OutputClosed as exc:
+        _settle_stdout()
+        with contextlib.suppress(OSError):  # the same pipe may hold stderr too
+            click.echo(str(exc), err=True)
+        return exc.exit_code
     except SyncdError as exc:
         log.debug("command failed", exc_info=True)
         for line in exc.lines():
@@ -384,6 +426,18 @@ def run(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_STOPPED
     return result if isinstance(result, int) else EXIT_OK
+
+
+def _settle_stdout() -> None:
+    """After a closed pipe: what is still buffered for stdout goes nowhere, or Python's last
+    flush at exit would fail on the pipe again and print a warning after the line."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _usage_line(exc: click.ClickException) -> str:

@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from syncd.errors import OutputClosed
 from syncd.log import event
 from syncd.mapping import Mappings
 from syncd.model import Page
@@ -208,8 +209,17 @@ def errors_csv(rows: Sequence[OutboxRow]) -> str:
     return out.getvalue()
 
 
+class OutputConsole(Console):
+    """rich's console, with a closed pipe an `OutputClosed` (exit code 3, one line), where rich
+    exits with code 1, which syncd's exit codes keep for records rejected."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise OutputClosed
+
+
 def wide_console() -> Console:
     """The console for tables: the terminal's width, or 120 columns when piped (rich's 80
     would squeeze the tables)."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=120)
+    probe = OutputConsole()
+    return probe if probe.is_terminal else OutputConsole(width=120)

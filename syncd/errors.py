@@ -24,6 +24,17 @@ class SyncdError(Exception):
         return [str(self)]
 
 
+class OutputClosed(SyncdError):
+    """Standard output was closed before the command had written everything (its reader, such
+    as `head`, exited): the command stopped there, exit code 3, not 1 (records rejected)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "syncd: stopped: standard output was closed before everything was written (its"
+            " reader, such as `head`, exited)."
+        )
+
+
 class ProblemsError(SyncdError):
     """Bad input with every problem found at once: one line each, exit code 2."""
 

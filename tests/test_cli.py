@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from syncd.cli import cli, run
+from syncd.store import Store
 
 COMMANDS = sorted(cli.list_commands(None))  # type: ignore[arg-type]
 
@@ -84,4 +86,52 @@ def test_check_without_a_config_file_names_the_default_path(tmp_path: Path) -> N
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "config.toml: file not found. Copy config.example.toml there, or pass --config PATH."
+    )
+
+
+def _closed_stdout(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """syncd with its stdout a pipe whose reader has already gone (`syncd ... | head`, once
+    `head` has exited): every write gets EPIPE."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "syncd", *args],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=cwd,
+        )
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--help",),  # click's own output, before any command
+        ("status",),  # a rich table
+        ("check",),  # click.echo
+    ],
+)
+def test_a_closed_stdout_stops_with_exit_3_and_one_line_not_1(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    store = tmp_path / "syncd.db"
+    Store(store).close()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[store]\npath = "{store}"\n[hubspot]\naccess_token = "pat-x"\n'
+        '[salesforce]\naccess_token = "t"\n'
+    )
+    options = () if args == ("--help",) else ("--config", str(config))
+
+    done = _closed_stdout(*args, *options, cwd=tmp_path)
+
+    # 1 would say records were rejected; a command cut short is "stopped early".
+    assert done.returncode == 3, done.stderr
+    assert done.stderr == (
+        "syncd: stopped: standard output was closed before everything was written (its reader,"
+        " such as `head`, exited).\n"
     )
