@@ -47,8 +47,8 @@ class HandoffTracker:
             else lifecycle.handoffs_moved_after(after_run)
         )
         with self.store.transaction():
-            # A batch of hand-offs and their Leads at a time: the pass after a backfill that
-            # handed 170,000 people to sales (at 1,000,000) reads every one of them back.
+            # A batch of hand-offs and their Leads at a time: the pass after a backfill reads
+            # back every person it handed to sales, a large share of a large org.
             for chunk in sorted_chunks(people, _BATCH):
                 open_ = list(lifecycle.handoffs(chunk, open_only=True).values())
                 lifecycle.save_handoffs(self._refreshed(open_), self.run)

@@ -218,7 +218,8 @@ class _Pull:
     `bench_pull` at 100,000 people showed HubSpot's share of the Enterprise allowance fall to
     85.4% (98.5% one connector after the other); reading ahead so, `bench_pipeline`'s
     Enterprise-limited backfill at 100,000 people used 98.8% of it while calling HubSpot,
-    the Salesforce pull and the reconcile running beside (docs/benchmarks.md, 3f98379).
+    the Salesforce pull and the reconcile running beside (3f98379; docs/benchmarks.md has
+    what both show now).
     Each worker checks its connector's daily budget before every page, so reading ahead
     spends no more past it than the store's own check after each page did (the calls of one
     page); pages read and not stored when a pass stops are read again by the next, from the

@@ -101,8 +101,9 @@ class Pushing:
 
     It can start while rows of its kinds are still being planned: `planned` hands on the
     rows of entities just planned, and `pump` records what has been sent, both between the
-    planner's chunks. A backfill plans a million people in some 90 s, and HubSpot, whose
-    allowance the pass waits on, would otherwise make no call meanwhile. Till `finish`:
+    planner's chunks. A backfill of a million people plans for minutes (`bench_pipeline`'s plan
+    column in docs/benchmarks.md), and HubSpot, whose allowance the pass waits on, would
+    otherwise make no call meanwhile. Till `finish`:
     - a group a connector writes another way when it is large (Salesforce's Bulk API 2.0
       above `bulk_threshold`, `push_chunk`) waits, since its size is not known yet;
     - the others go in whole batches (`WHOLE_BATCHES`), and each CRM may have a second chunk

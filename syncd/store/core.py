@@ -281,8 +281,9 @@ class Store:
 
     # Source records decoded by `records` (and `changed_records(keep=True)`), for the stages
     # after the first that reads them. This many hold an org of 10,000 people (where
-    # `bench_reconcile` shows reconcile + plan holding about 100 MB) and cap a larger one near
-    # that: a pass must stay under 500 MB at any size.
+    # `bench_reconcile` shows reconcile + plan holding under 100 MiB: its "held by it" line in
+    # docs/benchmarks.md) and cap a larger one near that: a pass must stay under 500 MB at any
+    # size.
     DECODED_RECORDS = 20_000
     _decoded: Decoded | None = None
 

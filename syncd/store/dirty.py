@@ -2,9 +2,9 @@
 
 A backfill names every entity: 1.2 million of them at a million people (bench_pipeline's
 backfill log, `entities_changed`), held as Python sets until this table. With it and other
-changes, that backfill's peak RSS fell from 617 MB (8685f1e) to 334 MB (c4af832,
-docs/benchmarks.md). Here they cost SQLite's page cache of the temporary file, and are read
-back in sorted chunks by whoever works through them.
+changes, that backfill's peak RSS fell from 617 MB (8685f1e) to 334 MB (c4af832); see
+docs/benchmarks.md for what it is now. Here they cost SQLite's page cache of the temporary
+file, and are read back in sorted chunks by whoever works through them.
 """
 
 from __future__ import annotations
