@@ -169,7 +169,7 @@ def _cells(*steps: Took) -> str:
 
 def change_opportunities(store: Store, share: float, run: int) -> int:
     """Raise the amount of `share` of the opportunities, as reconcile would save it."""
-    ids = store.unified.entity_ids("opportunity")
+    ids = list(store.unified.entity_ids("opportunity"))  # streamed by the store
     chosen = ids[:: max(1, int(1 / share))]
     entities = store.unified.entities("opportunity", chosen)
     for entity in entities.values():
@@ -200,14 +200,14 @@ def incremental(store: Store, settings: AttributionSettings, share: float, run: 
                                                            desired_took))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else "")
     parser.add_argument("--people", type=int, default=100_000)
     parser.add_argument("--touches", type=int, default=0, help="default: 10 per person")
     parser.add_argument("--changes", default="0.001,0.01,0.1",
                         help="shares of the opportunities changed before each incremental "
                              "computation, in turn (default: 0.001,0.01,0.1)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     touches = args.touches or args.people * 10
     shares = [float(share) for share in args.changes.split(",") if share]
     settings = AttributionSettings()
