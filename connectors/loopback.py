@@ -235,6 +235,7 @@ class LoopbackServer:
         self.ca = ca or ThrowawayCA()
         self.log: list[LoggedRequest] = []
         self.counts: Counter[str] = Counter()
+        self.delayed = 0  # requests held back `Faults.latency` seconds
         self._count_lock = threading.Lock()
         self._app_lock = threading.RLock()
         self._number = 0
@@ -278,6 +279,7 @@ class LoopbackServer:
         with self._count_lock:
             self.counts.clear()
             self.log.clear()
+            self.delayed = 0
 
     def calls(self, endpoint_prefix: str = "") -> int:
         """Requests counted so far whose endpoint starts with the given text."""
@@ -299,6 +301,8 @@ class LoopbackServer:
         faults = self.faults
         exempt = faults.exempt is not None and faults.exempt(request)
         if not exempt and faults.roll(faults.latency_rate):
+            with self._count_lock:
+                self.delayed += 1
             time.sleep(faults.latency)
         if not exempt and faults.roll(faults.drop_rate):
             return "(dropped)", Response(0), True

@@ -373,8 +373,6 @@ def test_a_mistyped_command_line_is_one_line_and_exit_2(
     case: str, argv: list[str], line: str, tmp_path: Path, store_bytes: bytes,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if argv[:1] == ["report"] and "report" not in cli.commands:
-        pytest.skip("the report command does not exist yet")
     config = tmp_path / "config.toml"
     config.write_text(GOOD_CONFIG, encoding="utf-8")
     (tmp_path / "syncd.db").write_bytes(store_bytes)

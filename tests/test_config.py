@@ -81,6 +81,7 @@ def test_an_override_satisfies_an_unset_interpolation(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace('"pat-na1-abc"', '"${UNSET_TOKEN}"'))
     settings = load_settings(path, environ={"SYNCD_HUBSPOT__ACCESS_TOKEN": "pat-env"})
     assert settings.hubspot.access_token is not None
+    assert settings.hubspot.access_token.get_secret_value() == "pat-env"
 
 
 def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:

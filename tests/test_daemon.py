@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import syncd.cli
 from connectors.hubspot.connector import create as hubspot_connector
 from connectors.salesforce.connector import create as salesforce_connector
 from connectors.sandbox import Sandbox, SandboxInfo
@@ -328,26 +327,9 @@ def test_second_daemon_on_the_same_store_is_refused_naming_the_first(
 
 # --- the real process --------------------------------------------------------------------
 
-LAUNCHER = """
-import sys
-from pathlib import Path
-from connectors.hubspot.connector import create as hubspot
-from connectors.salesforce.connector import create as salesforce
-from syncd.config import load_settings
-from syncd.daemon import serve
-from syncd.log import configure
-configure("info")
-settings = load_settings(Path(sys.argv[1]))
-sys.exit(serve(settings, connectors_factory=lambda: {"hubspot": hubspot(settings),
-                                                      "salesforce": salesforce(settings)}))
-"""
-
-
 def daemon_command(config: Path) -> list[str]:
-    """`syncd run` as users start it, once the CLI calls `syncd.daemon.serve`."""
-    if hasattr(syncd.cli, "serve"):
-        return [sys.executable, "-m", "syncd", "run", "--config", str(config)]
-    return [sys.executable, "-c", LAUNCHER, str(config)]
+    """`syncd run` as users start it."""
+    return [sys.executable, "-m", "syncd", "run", "--config", str(config)]
 
 
 def test_sigterm_mid_pass_exits_0_within_10_seconds(org: Org, tmp_path: Path) -> None:

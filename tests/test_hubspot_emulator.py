@@ -6,7 +6,6 @@ the lifecycle forward-only rule and injected faults."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -705,20 +704,21 @@ def test_kill_hook_runs_once_after_the_request_took_effect(hubspot_emulator: Hub
 # -- scale ----------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_an_org_of_100k_contacts_seeds_fast_and_pages_at_5000_records_per_second(
+def test_an_org_of_100k_contacts_pages_in_order_without_gaps_or_repeats(
         loopback_ca: ThrowawayCA) -> None:
+    """At scale, on the wire; how fast it seeds and pages is `bench_emulators`', measured, not
+    asserted here."""
     with HubSpotEmulator(ca=loopback_ca, limits=HubSpotLimits.unlimited()) as emulator:
-        started = time.perf_counter()
         seed_contacts(emulator, 100_000, step=timedelta(seconds=1))
-        assert time.perf_counter() - started < 10
         # urllib3 as the SDK uses it, without the SDK's model building (client-side cost).
         pool = urllib3.PoolManager(ca_certs=str(emulator.ca_path))
         headers = {"Authorization": f"Bearer {emulator.access_token}"}
-        started, after, read = time.perf_counter(), "0", 0
-        while read < 20_000:
+        after, ids = "0", []
+        while len(ids) < 20_000:
             answer = pool.request("GET", f"{emulator.url}/crm/v3/objects/contacts?limit=100"
                                          f"&properties=email&after={after}", headers=headers)
             page = json.loads(answer.data)
-            read += len(page["results"])
+            ids += [int(result["id"]) for result in page["results"]]
             after = page["paging"]["next"]["after"]
-        assert read / (time.perf_counter() - started) >= 5000
+        # The first 20,000 of the portal's contacts, each once, in id order.
+        assert ids == sorted(int(i) for i in emulator.portal.ids("contacts"))[:20_000]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 
@@ -141,7 +142,12 @@ def test_a_client_gone_mid_request_leaves_no_traceback(
             tls.close()  # no close_notify, body short: the server reads an unexpected EOF
     with trusting_session(loopback_ca.ca_path) as session:
         assert session.get(f"{server.url}/things/ok", timeout=5).status_code == 200
-    time.sleep(0.2)  # the handler threads of the dropped clients have finished
+    # Every handler thread has finished (and so said whatever it had to say) before stderr is
+    # read: a sleep would let a slow one speak after the check.
+    deadline = time.monotonic() + 10
+    while any("process_request" in t.name for t in threading.enumerate()):
+        assert time.monotonic() < deadline, "a handler thread never finished"
+        time.sleep(0.01)
     assert "Traceback" not in capfd.readouterr().err
 
 

@@ -4,6 +4,7 @@ did when it read one page at a time; what was read ahead is read again by the ne
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -85,8 +86,11 @@ def test_a_caller_leaving_early_stops_the_worker_and_closes_the_iterator_on_its_
 
 def test_an_iterator_never_started_is_closed_where_it_was_left() -> None:
     source = Source(3)
-    with Interleaved({"only": source.items()}):
+    items = source.items()
+    with Interleaved({"only": items}):
         pass
+    # Closed before its first item: nothing read, and nothing left to read it later.
+    assert inspect.getgeneratorstate(items) == inspect.GEN_CLOSED
     assert source.taken_when_made == []
 
 

@@ -657,15 +657,17 @@ def test_injected_errors_drops_and_the_kill_hook(
 
 
 @pytest.mark.slow
-def test_a_full_query_streams_100k_leads_faster_than_5000_per_second(
+def test_a_full_query_streams_all_100k_leads_once_each_through_query_more(
     salesforce_emulator: SalesforceEmulator, salesforce_client: Any
 ) -> None:
+    """At scale, through simple-salesforce's queryMore; the rate is `bench_emulators`', measured,
+    not asserted here."""
     seed_leads(salesforce_emulator, 100_000)
-    started = time.perf_counter()
     answer = salesforce_client.query_all("SELECT Id, Email, SystemModstamp FROM Lead")
-    took = time.perf_counter() - started
     assert answer["totalSize"] == 100_000
-    assert 100_000 / took >= 5_000, f"{100_000 / took:.0f} records/s"
+    ids = [record["Id"] for record in answer["records"]]
+    assert len(ids) == len(set(ids)) == 100_000
+    assert set(ids) == {record["Id"] for record in salesforce_emulator.org.records("Lead")}
 
 
 # -- the org at scale: minted ids, wire datetimes, child indexes -----------------------------
@@ -683,6 +685,23 @@ def test_minted_ids_carry_the_checksum_of_their_first_fifteen_characters() -> No
         assert minted == first_fifteen + _checksum(first_fifteen)
         assert to_id18(minted) == minted
         assert to_id18(minted[:15].lower() + minted[15:]) == minted
+
+
+@pytest.mark.parametrize(
+    "id15,id18",
+    [
+        # Published worked examples of Salesforce's 15- to 18-character conversion, not
+        # derived from the code under test.
+        ("a0D30000001n7Pi", "a0D30000001n7PiEAI"),
+        ("500x000000003TR", "500x000000003TRAAY"),
+        ("0019000000B98de", "0019000000B98deAAB"),
+    ],
+)
+def test_the_checksum_matches_salesforces_published_examples(id15: str, id18: str) -> None:
+    from connectors.salesforce.ids import _checksum, to_id18
+
+    assert id15 + _checksum(id15) == id18
+    assert to_id18(id15) == id18
 
 
 def test_wire_datetimes_equal_isoformat_in_any_zone_with_or_without_milliseconds() -> None:

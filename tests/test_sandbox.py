@@ -20,6 +20,7 @@ from connectors.sandbox import (
     PlannedAccount,
     PlannedPerson,
     Sandbox,
+    Seeder,
 )
 from tests.conftest import trusting_session
 
@@ -377,9 +378,18 @@ def test_a_restarted_sandbox_with_the_same_seed_accepts_the_same_tokens() -> Non
 
 
 def test_seeding_pauses_the_garbage_collector_and_turns_it_back_on(
-        hubspot_emulator: Any, salesforce_emulator: Any) -> None:
+        hubspot_emulator: Any, salesforce_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
 
+    enabled_while_seeding: list[bool] = []
+    apply = Seeder.apply
+
+    def noting(seeder: Seeder, step: Any) -> None:
+        enabled_while_seeding.append(gc.isenabled())
+        apply(seeder, step)
+
+    monkeypatch.setattr(Seeder, "apply", noting)
     assert gc.isenabled()
     counts = Sandbox(scale=50, seed=2).seed_into(hubspot_emulator, salesforce_emulator)
     assert gc.isenabled() and counts["people"] == 50
+    assert enabled_while_seeding and not any(enabled_while_seeding)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -617,7 +616,9 @@ def test_count_counts_matching_records_within_limit() -> None:
     assert bound("SELECT COUNT() FROM Lead").canonical_fields == ()
 
 
-def test_matches_runs_over_a_hundred_thousand_records_well_under_a_second() -> None:
+def test_matches_agrees_with_a_plain_filter_over_a_hundred_thousand_records() -> None:
+    """Correctness at the size the emulator filters; its speed is `bench_emulators`' paging
+    rows, measured, not asserted here."""
     records = [
         lead(
             n,
@@ -632,15 +633,16 @@ def test_matches_runs_over_a_hundred_thousand_records_well_under_a_second() -> N
         "2024-01-10T00:00:00Z AND SystemModstamp < 2024-01-20T00:00:00.000+00:00 "
         "AND IsDeleted = false AND Email LIKE '%@example.com'"
     )
-    started = time.perf_counter()
     found = [record for record in records if query.matches(record)]
-    took = time.perf_counter() - started
-    assert len(found) == sum(
-        1
+    assert found == [
+        r
         for r in records
         if "2024-01-10" <= r["SystemModstamp"][:10] < "2024-01-20" and not r["IsDeleted"]
+    ]
+    assert found  # the window holds records, and some are dropped for IsDeleted
+    assert len(found) < sum(
+        1 for r in records if "2024-01-10" <= r["SystemModstamp"][:10] < "2024-01-20"
     )
-    assert took < 1.0
 
 
 # --------------------------------------------------------------------------- robustness
