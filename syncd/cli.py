@@ -192,6 +192,10 @@ def plan(**options: Any) -> int:
 def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) -> int:
     """Records a CRM refused, with its reason. `list` (the default) shows them; `retry`
     queues them again once the cause is fixed and runs a pass; `export` writes them as CSV."""
+    if ids and action != "retry":
+        raise UsageError(f"syncd errors {action}: --id goes with retry.")
+    if out is not None and action != "export":
+        raise UsageError(f"syncd errors {action}: --out goes with export.")
     settings = settings_for(options, require_credentials=action == "retry")
     with existing_store(settings) as store:
         if action == "list":
@@ -205,6 +209,13 @@ def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) 
                 write_atomically(out, text)
                 click.echo(f"Wrote {out}.")
             return EXIT_OK
+        refused = {row.id for row in store.outbox.rows("error")}
+        unknown = [str(i) for i in dict.fromkeys(ids) if i not in refused]
+        if unknown:
+            raise UsageError(
+                f"syncd errors retry: no refused record with id {', '.join(unknown)}; "
+                "`syncd errors list` shows their ids."
+            )
         with store.transaction():
             count = store.outbox.retry(list(ids) if ids else None)
     click.echo(f"{count} refused record(s) queued again; running a pass.")
@@ -344,9 +355,15 @@ def demo(scale: int, seed: int, out_dir: Path, **options: Any) -> int:
     of syncd against them, and shows the status, the funnel and the attribution summary,
     writing the HTML reports to files it names."""
     configure(options["log_level"], options["log_format"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("syncd.db*"):
-        old.unlink()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for old in out_dir.glob("syncd.db*"):
+            old.unlink()
+    except OSError as exc:
+        raise UsageError(
+            f"syncd demo: --out-dir {out_dir} cannot be used ({exc.strerror or exc}). Choose a "
+            f"folder you can write to."
+        ) from None
     click.echo(f"Starting the HubSpot and Salesforce emulators with {scale:,} synthetic "
                f"people (seed {seed})...")
     box, info = start_sandbox(scale=scale, seed=seed, directory=out_dir / "ca",

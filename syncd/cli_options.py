@@ -4,7 +4,7 @@ open, the ISO instant `--since` parses, and the whole-or-nothing write of a file
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,8 +86,33 @@ class IsoInstant(click.ParamType):  # type: ignore[type-arg]
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Written whole or not at all: a reader never opens half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(path)
+    """Written whole or not at all: a reader never opens half a file.
+
+    A symlink is written where it points, not replaced by a file; a device or a pipe
+    (`/dev/stdout`, a FIFO) is written to as it is, since it cannot be replaced. A path that
+    cannot be written is a `UsageError` naming it (exit 2), with nothing left behind."""
+    if path.name in ("", ".", ".."):
+        raise UsageError(f'"{path}": give a file name to write, such as report.html.')
+    try:
+        target = path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise UsageError(f"{path}: cannot be written ({exc}).") from None
+    partial = target.with_name(target.name + ".partial")
+    try:
+        if target.exists() and not target.is_file() and not target.is_dir():
+            with target.open("w", encoding="utf-8") as stream:
+                stream.write(text)
+            return
+        folder = next((f for f in target.parents if f.exists()), None)
+        if folder is not None and not folder.is_dir():
+            raise UsageError(f"{path}: cannot be written: {folder} is a file, not a folder.")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    except OSError as exc:
+        with suppress(OSError):
+            partial.unlink(missing_ok=True)
+        raise UsageError(
+            f"{path}: cannot be written ({exc.strerror or exc}). Choose a file in a folder you "
+            f"can write to."
+        ) from None

@@ -3,6 +3,8 @@ entry point, and a config that points syncd at them; `syncd demo` starts them th
 
 from __future__ import annotations
 
+import errno
+import shutil
 import signal
 import threading
 from collections.abc import Mapping
@@ -15,7 +17,7 @@ from rich.table import Table
 from syncd import registry
 from syncd.cli_options import common_options, write_atomically
 from syncd.console import wide_console
-from syncd.errors import EXIT_OK
+from syncd.errors import EXIT_OK, UsageError
 from syncd.log import configure
 
 
@@ -92,14 +94,37 @@ def sandbox(
 
 
 def start_sandbox(**arguments: Any) -> tuple[Any, Any]:
-    """The sandbox found through its entry point, started: `(sandbox, info)`."""
+    """The sandbox found through its entry point, started: `(sandbox, info)`. A port or a folder
+    it cannot use is a `UsageError` (one line, exit 2), and its CA folder, if it made it, goes."""
     factory = registry.load(registry.SANDBOXES, "default")
-    box = factory(**arguments)
+    directory = arguments.get("directory")
+    made_here = directory is not None and not Path(directory).exists()
+    try:
+        box = factory(**arguments)
+    except OSError as exc:
+        raise UsageError(_cannot_start(exc, arguments)) from None
     try:
         return box, box.start()
-    except BaseException:
+    except BaseException as exc:
         box.stop()
+        if made_here and directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise UsageError(_cannot_start(exc, arguments)) from None
         raise
+
+
+def _cannot_start(exc: OSError, arguments: Mapping[str, Any]) -> str:
+    why = exc.strerror or str(exc)
+    ports = list(dict.fromkeys(
+        str(arguments[k]) for k in ("port_hubspot", "port_salesforce") if arguments.get(k)))
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES) and ports and exc.filename is None:
+        return (f"The emulators cannot listen on port {' or '.join(ports)} ({why}). Choose "
+                f"free ports of 1024 or more with --hubspot-port and --salesforce-port, or "
+                f"leave them out for any free port.")
+    where = f" {exc.filename}" if exc.filename else ""
+    return (f"The emulators cannot start:{where} {why}. Choose a folder you can write to for "
+            f"their files.")
 
 
 def print_counts(counts: Mapping[str, int]) -> None:

@@ -365,6 +365,23 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("report_format_pdf", ["report", "funnel", "--format", "pdf", "--config", "{config}"],
      "syncd report: Invalid value for '--format': 'pdf' is not one of 'table', 'csv', 'html'. "
      "See `syncd report --help`."),
+    ("report_out_under_a_file", ["report", "funnel", "--out", "{config}/f.csv", "--config",
+                                 "{config}"],
+     "{config}/f.csv: cannot be written: {config} is a file, not a folder."),
+    ("report_out_without_a_name", ["report", "funnel", "--out", "", "--config", "{config}"],
+     '".": give a file name to write, such as report.html.'),
+    ("errors_list_with_out", ["errors", "list", "--out", "{folder}/x.csv", "--config",
+                              "{config}"],
+     "syncd errors list: --out goes with export."),
+    ("errors_export_with_id", ["errors", "export", "--id", "3", "--config", "{config}"],
+     "syncd errors export: --id goes with retry."),
+    ("errors_retry_id_past_sqlite", ["errors", "retry", "--id", "99999999999999999999999",
+                                     "--config", "{config}"],
+     "syncd errors retry: no refused record with id 99999999999999999999999; `syncd errors "
+     "list` shows their ids."),
+    ("errors_retry_unknown_id", ["errors", "retry", "--id", "7", "--id", "9", "--config",
+                                 "{config}"],
+     "syncd errors retry: no refused record with id 7, 9; `syncd errors list` shows their ids."),
 ]
 
 

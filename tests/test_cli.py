@@ -135,3 +135,51 @@ def test_a_closed_stdout_stops_with_exit_3_and_one_line_not_1(
         "syncd: stopped: standard output was closed before everything was written (its reader,"
         " such as `head`, exited).\n"
     )
+
+
+def _report_setup(tmp_path: Path) -> Path:
+    store = tmp_path / "syncd.db"
+    Store(store).close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[store]\npath = "{store}"\n')
+    return config
+
+
+def test_out_through_a_symlink_writes_where_it_points_and_keeps_the_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _report_setup(tmp_path)
+    (tmp_path / "reports").mkdir()
+    real = tmp_path / "reports" / "funnel.csv"
+    real.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(real)
+
+    code = run(["report", "funnel", "--format", "csv", "--out", str(link), "--config",
+                str(config)])
+
+    assert code == 0, capsys.readouterr().err
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text().startswith("section,group,stage")
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["funnel.csv"]
+
+
+def test_out_to_a_fifo_writes_into_it_instead_of_replacing_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+
+    config = _report_setup(tmp_path)
+    fifo = tmp_path / "report.pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+
+    code = run(["report", "funnel", "--format", "csv", "--out", str(fifo), "--config",
+                str(config)])
+
+    reader.join(10)
+    assert code == 0, capsys.readouterr().err
+    assert received and received[0].startswith("section,group,stage")
+    assert fifo.is_fifo()

@@ -136,6 +136,19 @@ def test_an_incremental_window_takes_its_lower_bound_and_leaves_its_upper_to_the
     assert pages[-1].watermark == run_start
 
 
+def test_since_the_year_one_reads_everything_through_a_four_digit_soql_year(
+    org: SalesforceEmulator, tmp_path: Path
+) -> None:
+    """`syncd run --once --since 0001-01-01`: strftime's %Y wrote the year as "1", a literal
+    SOQL refuses (MALFORMED_QUERY)."""
+    ids = seed_leads(org, 3, T0 - timedelta(days=5))
+    connector, _ = connector_for(tmp_path, org)
+    (first,) = connector.pull("Lead", None, window(T0))
+    since = datetime(1, 1, 1, tzinfo=UTC)
+    pages = list(connector.pull("Lead", first.cursor, window(T0, since=since)))
+    assert sorted(rows(pages)) == sorted(ids)
+
+
 def test_deleted_merged_and_converted_leads_arrive(org: SalesforceEmulator, tmp_path: Path) -> None:
     ids = seed_leads(org, 6, T0 - timedelta(days=1))
     connector, _ = connector_for(tmp_path, org)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import hubspot
+import pytest
 from simple_salesforce import Salesforce
 
 from syncd.config import load_settings
@@ -64,3 +65,40 @@ def test_sandbox_config_works_unchanged_with_both_real_clients(tmp_path: Path) -
     assert process.returncode == 0, err
     assert "HubSpot emulator:" in out and "Salesforce emulator:" in out and str(config) in out
     assert "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line_and_exit_2_and_leaves_no_ca_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    from syncd.cli import run
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = run(["sandbox", "--scale", "100", "--hubspot-port", str(port), "--config-out",
+                    str(tmp_path / "sandbox.toml")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == (
+        f"The emulators cannot listen on port {port} (Address already in use). Choose free ports "
+        "of 1024 or more with --hubspot-port and --salesforce-port, or leave them out for any "
+        "free port.\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_demo_out_dir_under_a_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from syncd.cli import run
+
+    (tmp_path / "afile").write_text("x")
+    code = run(["demo", "--scale", "100", "--out-dir", str(tmp_path / "afile" / "out")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"syncd demo: --out-dir {tmp_path / 'afile' / 'out'} cannot be used (Not a directory). "
+        "Choose a folder you can write to.\n"
+    )

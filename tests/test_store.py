@@ -81,6 +81,14 @@ def test_a_store_from_a_newer_syncd_is_refused(tmp_path: Path) -> None:
         Store(tmp_path / "s.db")
 
 
+def test_a_store_missing_a_table_is_refused_with_the_table_named(tmp_path: Path) -> None:
+    Store(tmp_path / "s.db").close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("DROP TABLE outbox")
+    with pytest.raises(StoreError, match=r"table outbox is missing, so the file is damaged\."):
+        Store(tmp_path / "s.db")
+
+
 def test_a_file_that_is_not_a_store_gives_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(StoreError, match="cannot be opened"):

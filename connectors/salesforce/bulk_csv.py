@@ -84,8 +84,8 @@ def _cast(kind: str) -> Callable[[str], Any]:
 
 def _rest_datetime(text: str) -> str:
     """A datetime in REST's own form, `2024-04-25T15:50:37.000+0000` (Bulk may answer `Z`)."""
-    moment = _parse_instant(text)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+    # isoformat pads every year to four digits; strftime's %Y does not.
+    return _parse_instant(text).isoformat(timespec="milliseconds")[:23] + "+0000"
 
 
 def _ingest_csv(batch: Sequence[Change], key_column: str, columns: list[str]) -> str:

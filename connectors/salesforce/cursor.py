@@ -90,5 +90,5 @@ def _parse_instant(text: str) -> datetime:
 
 def _soql_instant(moment: datetime) -> str:
     """A SOQL datetime literal: unquoted, UTC, to the millisecond (`2024-01-02T03:04:05.678Z`)."""
-    moment = utc(moment)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    # isoformat pads every year to four digits; strftime's %Y does not (year 1 is "1").
+    return utc(moment).isoformat(timespec="milliseconds")[:23] + "Z"

@@ -14,6 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,7 @@ class Store:
             self.db.execute(f"PRAGMA wal_autocheckpoint={WAL_BYTES // page}")
             self.db.execute(f"PRAGMA journal_size_limit={WAL_BYTES}")
             self._migrate()
+            self._check_tables()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise StoreError(
                 f"Store {path}: cannot be opened ({exc}). Check the path in "
@@ -146,6 +148,19 @@ class Store:
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     (version, name, iso(datetime.now(UTC))),
                 )
+
+    def _check_tables(self) -> None:
+        """Every table the migrations make is there: one dropped by hand (or by a tool) would
+        otherwise fail deep inside a pass, where no line can say what is wrong."""
+        present = {name for (name,) in self.db.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted(_schema_tables() - present)
+        if missing:
+            raise StoreError(
+                f"Store {self.path}: table {', '.join(missing)} is missing, so the file is "
+                f"damaged. Restore it from a backup, or move it aside and run `syncd run --once` "
+                f"to backfill a new store."
+            )
 
     @property
     def schema_version(self) -> int:
@@ -432,6 +447,20 @@ def _source_row(row: tuple[Any, ...], decoding: Decoded | None = None) -> dict[s
         "data": loads(row[6]) if decoding is None else decoding.loads(row[:3], row[6]),
         "pulled_run": row[7],
     }
+
+
+@cache
+def _schema_tables() -> frozenset[str]:
+    """The tables a store holds once migrated: the migrations applied to an empty database."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        for _, _, script in MIGRATIONS:
+            for statement in _statements(script):
+                conn.execute(statement)
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    finally:
+        conn.close()
+    return frozenset(name for (name,) in rows) | {"schema_version"}
 
 
 def _statements(script: str) -> Iterator[str]:
