@@ -1,6 +1,7 @@
-"""`mappings/attribution.toml`: the lookback, the link mode, whether sales touches count, the
-model written back and the `custom` model's weights. Loaded and validated like the other mapping
-files: every problem at once, one line each, naming file, section and key."""
+"""`mappings/attribution.toml`: the lookback (1 to 3650 days), the link mode, whether sales
+touches count, the model written back and the `custom` model's weights. Loaded and validated
+like the other mapping files: every problem at once, one line each, naming file, section and
+key."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ __all__ = ["load_attribution"]
 SECTIONS = ("attribution", "custom")
 KEYS = ("lookback_days", "link_mode", "include_sales_touches", "written_model")
 WEIGHTS = (*MILESTONES, "rest")
+# Ten years: more than any sales cycle, and far inside the dates Python can count back to.
+MAX_LOOKBACK_DAYS = 3650
 _DEFAULTS = AttributionSettings()
 
 
@@ -77,6 +80,13 @@ def _lookback(value: Any, report: Report) -> int | None:
             "attribution",
             "lookback_days",
             f"must be a whole number of days, 1 or more (365 is a year); not {value!r}.",
+        )
+        return None
+    if value > MAX_LOOKBACK_DAYS:
+        report.add(
+            "attribution",
+            "lookback_days",
+            f"must be at most {MAX_LOOKBACK_DAYS} days (ten years); not {value!r}.",
         )
         return None
     return value

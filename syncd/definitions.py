@@ -12,6 +12,7 @@ from syncd.attribution import AttributionSettings
 from syncd.attribution_mapping import load_attribution
 from syncd.errors import MappingError
 from syncd.mapping import Mappings
+from syncd.mapping_files import folder_problem
 from syncd.mapping_loader import load_mappings
 from syncd.stages import LifecycleSettings, load_lifecycle
 
@@ -30,7 +31,7 @@ def load_definitions(folder: Path | None) -> Definitions:
         mappings = load_mappings(folder)
     except MappingError as error:
         problems += error.problems
-    if folder is None or folder.is_dir():
+    if folder is None or folder_problem(folder) is None:  # else said once, by load_mappings
         try:
             lifecycle = load_lifecycle(folder)
         except MappingError as error:

@@ -1,13 +1,15 @@
 """The files of the mappings folder: where each is found (a file the folder lacks falls back
 to the installed default, ARCHITECTURE section 4), reading one as TOML, and the one-line
 problem reports every reader of the folder shares, shaped
-`<folder>/<file> [<section>] <key>: <what is wrong>. <suggestion>`.
+`<folder>/<file> [<section>] <key>: <what is wrong>. <suggestion>`. A report is one line
+whatever the file holds: control characters in a key or value are shown escaped.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
 import tomllib
 from collections.abc import Iterable
@@ -19,6 +21,8 @@ __all__ = [
     "DEFAULTS_FOLDER",
     "Report",
     "display",
+    "folder_problem",
+    "has_control_characters",
     "mapping_path",
     "read_document",
     "shown",
@@ -26,6 +30,8 @@ __all__ = [
 ]
 
 DEFAULTS_FOLDER = Path(__file__).parent / "default_mappings"
+# Characters that would end or garble a one-line report: C0 and C1 controls, line separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def suggestion(value: str, choices: Iterable[str], shape: str = '"{}"') -> str:
@@ -40,8 +46,17 @@ def shown(value: Any) -> str:
 
 
 def display(path: Path) -> str:
-    # The folder and the file, as an admin knows them: `mappings/person.toml`.
-    return f"{path.resolve().parent.name}/{path.name}"
+    # The folder and the file, as an admin knows them: `mappings/person.toml` (for a symbolic
+    # link, the folder holding the link, not its target's).
+    return f"{path.parent.resolve().name}/{path.name}"
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def _one_line(text: str) -> str:
+    return _CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], text)
 
 
 @dataclass
@@ -53,7 +68,7 @@ class Report:
 
     def add(self, section: str | None, key: str | None, message: str) -> None:
         place = self.file + (f" [{section}]" if section else "") + (f" {key}" if key else "")
-        self.problems.append(f"{place}: {message}")
+        self.problems.append(_one_line(f"{place}: {message}"))
 
 
 def mapping_path(folder: Path | None, name: str) -> Path:
@@ -63,14 +78,38 @@ def mapping_path(folder: Path | None, name: str) -> Path:
 
 def _mapping_path(folder: Path | None, entity: str) -> Path:
     own = folder / f"{entity}.toml" if folder is not None else None
-    return own if own is not None and own.exists() else DEFAULTS_FOLDER / f"{entity}.toml"
+    try:
+        found = own is not None and own.exists()
+    except OSError:
+        found = True  # there but not reachable: reading it says why
+    return own if own is not None and found else DEFAULTS_FOLDER / f"{entity}.toml"
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why the mappings folder cannot be used (missing, or not listable and enterable), or None.
+    It is listed to catch misnamed files, and entered to read them."""
+    try:
+        os.listdir(folder)
+        os.stat(os.path.join(folder, "."))
+    except (FileNotFoundError, NotADirectoryError):
+        return (
+            f"{folder}: the mappings folder does not exist (set [sync] mappings "
+            f"in the config, or remove the key to use the installed defaults)."
+        )
+    except OSError as error:
+        return (
+            f"{folder}: the mappings folder cannot be read: {error.strerror}. Let the user "
+            f"syncd runs as list and enter it (chmod a+rx {folder})."
+        )
+    return None
 
 
 def read_document(path: Path, report: Report) -> dict[str, Any] | None:
     """A mapping file's TOML, or None with the reason (encoding, I/O, syntax) in `report`;
     shared by every file in the mappings folder."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # Editors on Windows may start the file with a byte-order mark; TOML has no use for it.
+        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
         report.add(None, None, f"not UTF-8 text (line {line}); save the file as UTF-8.")
@@ -82,7 +121,16 @@ def read_document(path: Path, report: Report) -> dict[str, Any] | None:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         report.add(*_syntax_problem(text, str(error)))
-        return None
+    except RecursionError:
+        report.add(
+            None,
+            None,
+            "not valid TOML: nested too deeply (lists or tables inside one another); "
+            "flatten the value.",
+        )
+    except ValueError:  # tomllib turning a whole number past Python's digit limit into an int
+        report.add(None, None, "not valid TOML: a number too long to read; shorten it.")
+    return None
 
 
 def _syntax_problem(text: str, message: str) -> tuple[str | None, str | None, str]:

@@ -8,6 +8,8 @@ line each, shaped `<folder>/<file> [<section>] <key>: <what is wrong>. <suggesti
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -24,7 +26,15 @@ from syncd.mapping import (
     Mappings,
     Rule,
 )
-from syncd.mapping_files import Report, display, mapping_path, read_document, shown, suggestion
+from syncd.mapping_files import (
+    Report,
+    display,
+    folder_problem,
+    mapping_path,
+    read_document,
+    shown,
+    suggestion,
+)
 from syncd.transforms import TRANSFORMS
 
 __all__ = ["load_mappings"]
@@ -45,6 +55,12 @@ SECTION_KEYS: Mapping[str, tuple[str, ...]] = {
     "match": ("keys",),
 }
 FIELD_KEYS = ("hubspot", "salesforce", "rule", "transform", "blank", "values")
+# The shapes of the names a field gives, checked offline (`check --online` asks the live
+# schemas): a HubSpot property's internal name, and a Salesforce field's API name (custom
+# fields end in `__c`). The connectors read and write fields of the record itself, so a
+# relationship path such as `Account.Name` cannot be mapped.
+HUBSPOT_NAME = re.compile(r"[a-z][a-z0-9_]*")
+SALESFORCE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 def _kind(value: Any) -> str:
@@ -65,13 +81,8 @@ def load_mappings(folder: Path | None) -> Mappings:
     A file the folder lacks is taken from the installed defaults (ARCHITECTURE section 4).
     """
     problems: list[str] = []
-    if folder is not None and not folder.is_dir():
-        raise MappingError(
-            [
-                f"{folder}: the mappings folder does not exist (set [sync] mappings "
-                f"in the config, or remove the key to use the installed defaults)."
-            ]
-        )
+    if folder is not None and (problem := folder_problem(folder)):
+        raise MappingError([problem])
     if folder is not None:
         problems += _stray_files(folder)
     loaded: dict[str, EntityMapping] = {}
@@ -88,17 +99,32 @@ def load_mappings(folder: Path | None) -> Mappings:
 
 
 def _stray_files(folder: Path) -> list[str]:
-    """A misspelt file name would silently fall back to the default: say so."""
-    known = (*ENTITIES, *OTHER_FILES)
+    """A misspelt or wrongly cased file name, or a broken symbolic link, would silently fall
+    back to the installed default: say so."""
+    stems = (*ENTITIES, *OTHER_FILES)
+    known = tuple(f"{stem}.toml" for stem in stems)
     problems = []
-    for path in sorted(folder.glob("*.toml")):
-        hint = suggestion(path.stem, known, '"{}.toml"')
-        if path.stem not in known and hint:
+    for path in sorted(folder.iterdir()):
+        if path.suffix.casefold() != ".toml":
+            continue
+        hint = suggestion(path.stem, stems, '"{}.toml"')
+        if path.name in known and _dangling(path):
             problems.append(
-                f"{display(path)}: not a file syncd reads (it reads "
-                f"{', '.join(f'{name}.toml' for name in known)}).{hint}"
+                f"{display(path)}: a broken symbolic link (to {shown(os.readlink(path))}); "
+                f"point it at the mapping file, or remove it to use the installed default."
+            )
+        elif path.name not in known and hint:
+            problems.append(
+                f"{display(path)}: not a file syncd reads (it reads {', '.join(known)}).{hint}"
             )
     return problems
+
+
+def _dangling(path: Path) -> bool:
+    try:
+        return path.is_symlink() and not path.exists()
+    except OSError:
+        return False  # a target that cannot be reached: reading it says why
 
 
 def _load_file(entity: str, path: Path, report: Report) -> EntityMapping | None:
@@ -285,6 +311,17 @@ def _property_name(raw: dict[str, Any], section: str, report: Report) -> str | N
             f'must be a HubSpot property name such as "email", not {shown(value)}.',
         )
         return None
+    if value is not None and not HUBSPOT_NAME.fullmatch(value):
+        lower = value.lower()
+        report.add(
+            section,
+            "hubspot",
+            f"{shown(value)} is not a HubSpot property's internal name: lowercase letters, "
+            f"digits and underscores, starting with a letter (Settings > Properties > the "
+            f"property > Internal name)."
+            + (f" Did you mean {shown(lower)}?" if HUBSPOT_NAME.fullmatch(lower) else ""),
+        )
+        return None
     return value
 
 
@@ -294,6 +331,9 @@ def _salesforce_targets(
     if raw is None:
         return {}
     if isinstance(raw, str) and raw.strip():
+        if problem := _salesforce_name_problem(raw):
+            report.add(section, "salesforce", problem)
+            return None
         return dict.fromkeys(objects, raw)
     if not isinstance(raw, dict) or not raw:
         report.add(
@@ -319,9 +359,23 @@ def _salesforce_targets(
                 "salesforce",
                 f'{sobject} must name a field such as "Email", not {shown(name)}.',
             )
+        elif problem := _salesforce_name_problem(name):
+            report.add(section, "salesforce", f"{sobject}: {problem}")
         else:
             targets[sobject] = name
     return targets
+
+
+def _salesforce_name_problem(name: str) -> str:
+    """What is wrong with a Salesforce field name, or "" if it has an API name's shape."""
+    if SALESFORCE_NAME.fullmatch(name):
+        return ""
+    relationship = "; a relationship path cannot be mapped, only the object's own fields"
+    return (
+        f"{shown(name)} is not a Salesforce field's API name: a letter, then letters, digits "
+        f'and underscores, such as "Title" or "Region__c"{relationship if "." in name else ""} '
+        f"(Setup > Object Manager > the object > Fields & Relationships > Field Name)."
+    )
 
 
 def _choice(

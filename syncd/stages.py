@@ -5,6 +5,7 @@ each, naming file, section and key."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -12,11 +13,27 @@ from pathlib import Path
 from typing import Any
 
 from syncd.errors import MappingError
-from syncd.mapping_files import Report, display, mapping_path, read_document, suggestion
+from syncd.mapping_files import (
+    Report,
+    display,
+    has_control_characters,
+    mapping_path,
+    read_document,
+    shown,
+    suggestion,
+)
 
 LINK_MODES = ("contact_roles", "account", "hybrid")
 SIGNALS = ("lead_or_contact", "converted", "open_opportunity", "won_opportunity")
 SECTIONS = ("stages", "signals", "recycle", "handoff")
+# A HubSpot lifecycle stage's internal value: a default stage's lowercase name, or a custom
+# stage's numeric id (wire reference 1.11). It also names properties (`hs_lifecyclestage_
+# {value}_date`) and paths into the store's JSON.
+HUBSPOT_STAGE = re.compile(r"[a-z][a-z0-9_]*|[0-9]+")
+# Bounds that keep the dates computed from them inside what Python counts: a year to make a
+# first touch, ten years of losing.
+MAX_SLA_HOURS = 8760
+MAX_LOST_AFTER_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,7 @@ def _settings(path: Path, doc: dict[str, Any], report: Report) -> LifecycleSetti
         str(k): v
         for k, raw in _table(signals.get("lead_status"), "signals.lead_status", report).items()
         if (v := _stage_value(raw, "signals.lead_status", k, values, report))
+        and _plain(k, "signals.lead_status", None, report)
     }
     link_mode = signals.get("link_mode", "hybrid")
     if link_mode not in LINK_MODES:
@@ -112,9 +130,15 @@ def _settings(path: Path, doc: dict[str, Any], report: Report) -> LifecycleSetti
     sla = handoff.get("sla_hours", 24)
     if isinstance(sla, bool) or not isinstance(sla, (int, float)) or sla <= 0:
         report.add("handoff", "sla_hours", f"expected a positive number of hours, got {sla!r}.")
+    elif not sla <= MAX_SLA_HOURS:  # also NaN
+        report.add(
+            "handoff", "sla_hours", f"expected at most {MAX_SLA_HOURS} hours (a year), got {sla!r}."
+        )
     initial = handoff.get("initial_status", "Open - Not Contacted")
     if not isinstance(initial, str) or not initial.strip():
         report.add("handoff", "initial_status", "expected the Lead Status new Leads start with.")
+    else:
+        _plain(initial, "handoff", "initial_status", report)
     _unknown(handoff, ("stage", "sla_hours", "initial_status"), "handoff", report)
     if report.problems:
         return None
@@ -149,6 +173,16 @@ def _stages(raw: Any, report: Report) -> tuple[list[Stage], list[str]]:
         for key, value in (("hubspot", hubspot), ("salesforce", salesforce)):
             if (not isinstance(value, str) or not value.strip()) and key not in misspelt:
                 report.add(where, key, "expected the stage's name as text.")
+            elif key == "hubspot" and isinstance(value, str) and not HUBSPOT_STAGE.fullmatch(value):
+                report.add(
+                    where,
+                    key,
+                    f"{shown(value)} is not a HubSpot stage's internal value: a default stage's "
+                    f'lowercase name such as "lead", or a custom stage\'s numeric id '
+                    f"(Settings > Properties > Lifecycle Stage).",
+                )
+            elif key == "salesforce" and isinstance(value, str):
+                _plain(value, where, key, report)
         if isinstance(hubspot, str) and hubspot in values:
             report.add(where, "hubspot", f'"{hubspot}" is listed twice.')
         elif isinstance(hubspot, str):
@@ -177,8 +211,16 @@ def _recycle(raw: dict[str, Any], values: list[str], report: Report) -> tuple[Re
         if not isinstance(statuses, list) or not all(isinstance(s, str) for s in statuses):
             report.add(where, "lead_status", "expected a list of Lead Status values.")
             statuses = []
+        statuses = [s for s in statuses if _plain(s, where, "lead_status", report)]
         if days is not None and (isinstance(days, bool) or not isinstance(days, int) or days < 0):
             report.add(where, "lost_after_days", f"expected a whole number of days, got {days!r}.")
+            days = None
+        elif days is not None and days > MAX_LOST_AFTER_DAYS:
+            report.add(
+                where,
+                "lost_after_days",
+                f"expected at most {MAX_LOST_AFTER_DAYS} days (ten years), got {days!r}.",
+            )
             days = None
         if "lead_status" not in body and "lost_after_days" not in body:
             report.add(where, None, "give lead_status or lost_after_days: when does it apply?")
@@ -201,6 +243,19 @@ def _stage_value(raw: Any, section: str, key: str, values: list[str], report: Re
         )
         return None
     return str(raw)
+
+
+def _plain(value: str, section: str, key: str | None, report: Report) -> bool:
+    """A Salesforce picklist value (a stage label, a Lead Status) is text on one line."""
+    if has_control_characters(value):
+        report.add(
+            section,
+            key,
+            f"{shown(value)} holds a control character; write the Salesforce picklist value "
+            f"as plain text.",
+        )
+        return False
+    return True
 
 
 def _table(raw: Any, section: str, report: Report) -> dict[str, Any]:

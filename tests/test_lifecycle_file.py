@@ -18,6 +18,12 @@ DEFAULT = (DEFAULTS / "lifecycle.toml").read_text(encoding="utf-8")
 FILE = "mappings/lifecycle.toml"
 LEAD_STATUS_LINE = '"Working - Contacted" = "salesqualifiedlead"\n'
 
+# What a pass needs, and so `syncd check` asks for (the tokens are never used offline).
+CREDENTIALS = (
+    '[hubspot]\naccess_token = "pat-na1-check"\n'
+    '[salesforce]\naccess_token = "00D000000000001!AQcheck"\n'
+)
+
 
 def edited(old: str, new: str) -> str:
     assert DEFAULT.count(old) == 1, old
@@ -135,6 +141,38 @@ CORPUS += [
     ("signals_section_misspelt", DEFAULT.replace("\n[signals]\n", "\n[signalz]\n").replace(
         "[signals.lead_status]", "[signalz.lead_status]"),
      f"{FILE}: unknown section [signalz]. Did you mean [signals]?"),
+    ("sla_past_a_year", edited("sla_hours = 24", "sla_hours = 99999999999999999999"),
+     f"{FILE} [handoff] sla_hours: expected at most 8760 hours (a year), "
+     "got 99999999999999999999."),
+    ("sla_nan", edited("sla_hours = 24", "sla_hours = nan"),
+     f"{FILE} [handoff] sla_hours: expected at most 8760 hours (a year), got nan."),
+    ("recycle_days_past_ten_years",
+     appended('[recycle.lost]\nlost_after_days = 99999999999999999999\nto = "lead"\n'),
+     f"{FILE} [recycle.lost] lost_after_days: expected at most 3650 days (ten years), "
+     "got 99999999999999999999."),
+    ("stage_value_with_nul", edited('hubspot = "subscriber"', 'hubspot = "sub\\u0000scriber"'),
+     f'{FILE} [stages.1] hubspot: "sub\\u0000scriber" is not a HubSpot stage\'s internal value: '
+     'a default stage\'s lowercase name such as "lead", or a custom stage\'s numeric id '
+     "(Settings > Properties > Lifecycle Stage)."),
+    ("stage_value_capitalised", edited('hubspot = "evangelist"', 'hubspot = "Evangelist"'),
+     f'{FILE} [stages.7] hubspot: "Evangelist" is not a HubSpot stage\'s internal value: '
+     'a default stage\'s lowercase name such as "lead", or a custom stage\'s numeric id '
+     "(Settings > Properties > Lifecycle Stage)."),
+    ("stage_label_with_tab", edited('salesforce = "MQL"', 'salesforce = "M\\tQL"'),
+     f'{FILE} [stages.3] salesforce: "M\\tQL" holds a control character; write the '
+     "Salesforce picklist value as plain text."),
+    ("lead_status_with_newline",
+     edited('"Working - Contacted" =', '"Working\\nContacted" ='),
+     f'{FILE} [signals.lead_status]: "Working\\nContacted" holds a control character; write '
+     "the Salesforce picklist value as plain text."),
+    ("recycle_status_with_nul",
+     appended('[recycle.dq]\nlead_status = ["Closed\\u0000"]\nto = "lead"\n'),
+     f'{FILE} [recycle.dq] lead_status: "Closed\\u0000" holds a control character; write '
+     "the Salesforce picklist value as plain text."),
+    ("initial_status_with_newline",
+     edited('initial_status = "Open - Not Contacted"', 'initial_status = "Open\\n"'),
+     f'{FILE} [handoff] initial_status: "Open\\n" holds a control character; write the '
+     "Salesforce picklist value as plain text."),
 ]
 
 
@@ -147,7 +185,7 @@ def check(tmp_path: Path, text: str | bytes) -> int:
     else:
         path.write_text(text, encoding="utf-8")
     config = tmp_path / "config.toml"
-    config.write_text(f'[sync]\nmappings = "{folder}"\n', encoding="utf-8")
+    config.write_text(f'[sync]\nmappings = "{folder}"\n' + CREDENTIALS, encoding="utf-8")
     return run(["check", "--config", str(config)])
 
 
@@ -194,6 +232,14 @@ def test_every_problem_in_the_file_is_listed_at_once(
     lines = capsys.readouterr().err.splitlines()
     assert [line.split(":")[0] for line in lines] == [
         f"{FILE} [signals] link_mode", f"{FILE} [handoff] sla_hours"]
+
+
+def test_a_custom_stage_is_named_by_its_numeric_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = edited('hubspot = "evangelist"', 'hubspot = "1048576"')
+    assert check(tmp_path, text) == 0
+    assert [s.hubspot for s in load_lifecycle(tmp_path / "mappings").stages][-1] == "1048576"
 
 
 def test_the_shipped_file_and_its_recycle_examples_pass_check(

@@ -4,6 +4,9 @@ files with live schemas."""
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 import shutil
 from dataclasses import replace
 from datetime import date
@@ -14,6 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from syncd.attribution_mapping import load_attribution
+from syncd.definitions import load_definitions
 from syncd.errors import EXIT_USAGE, MappingError
 from syncd.mapping import FieldMapping, Mappings, ValueMapMiss
 from syncd.mapping_files import DEFAULTS_FOLDER
@@ -227,6 +232,107 @@ def test_a_misspelt_file_name_is_reported_rather_than_silently_ignored(tmp_path:
 def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
     [line] = problems_of(tmp_path / "nowhere")
     assert line.startswith(f"{tmp_path / 'nowhere'}: the mappings folder does not exist")
+
+
+def refuse(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, path: str) -> None:
+    """`module.<name>(path)` is refused as the kernel refuses a user without permission (the
+    tests run as root, whom a real `chmod 000` would not stop)."""
+    real = getattr(module, name)
+
+    def refused(target: Any, *args: Any, **kwargs: Any) -> Any:
+        if os.fspath(target) == path:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(module, name, refused)
+
+
+@pytest.mark.parametrize(("name", "suffix"), [("listdir", ""), ("stat", "/.")])
+def test_a_folder_that_cannot_be_listed_or_entered_is_one_line_from_every_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, suffix: str
+) -> None:
+    folder = folder_with(tmp_path, person=(SHIPPED / "person.toml").read_text())
+    refuse(monkeypatch, os, name, f"{folder}{suffix}")
+    expected = [
+        f"{folder}: the mappings folder cannot be read: Permission denied. Let the user syncd "
+        f"runs as list and enter it (chmod a+rx {folder})."
+    ]
+    assert problems_of(folder) == expected
+    with pytest.raises(MappingError) as caught:
+        load_definitions(folder)
+    assert caught.value.lines() == expected
+
+
+def test_a_mapping_file_that_cannot_be_reached_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = folder_with(tmp_path)
+    (folder / "person.toml").symlink_to(SHIPPED / "person.toml")
+    for module, name in ((os, "stat"), (io, "open")):
+        refuse(monkeypatch, module, name, str(folder / "person.toml"))
+    assert problems_of(folder) == ["mappings/person.toml: cannot be read: Permission denied."]
+
+
+def test_a_wrongly_cased_file_name_is_reported_rather_than_silently_ignored(
+    tmp_path: Path,
+) -> None:
+    folder = folder_with(tmp_path)
+    shutil.copy(SHIPPED / "person.toml", folder / "Person.TOML")
+    shutil.copy(SHIPPED / "lifecycle.toml", folder / "lifecycle.TOML")
+    reads = (
+        "not a file syncd reads (it reads person.toml, account.toml, opportunity.toml, "
+        "lifecycle.toml, attribution.toml)."
+    )
+    assert problems_of(folder) == [
+        f'mappings/Person.TOML: {reads} Did you mean "person.toml"?',
+        f'mappings/lifecycle.TOML: {reads} Did you mean "lifecycle.toml"?',
+    ]
+
+
+def test_a_broken_symbolic_link_is_reported_rather_than_silently_ignored(tmp_path: Path) -> None:
+    folder = folder_with(tmp_path)
+    (folder / "person.toml").symlink_to("nowhere.toml")
+    (folder / "attribution.toml").symlink_to("attribution.toml")  # a loop
+    fix = "point it at the mapping file, or remove it to use the installed default."
+    assert problems_of(folder) == [
+        f'mappings/attribution.toml: a broken symbolic link (to "attribution.toml"); {fix}',
+        f'mappings/person.toml: a broken symbolic link (to "nowhere.toml"); {fix}',
+    ]
+
+
+def test_a_file_starting_with_a_byte_order_mark_loads_like_one_without(tmp_path: Path) -> None:
+    text = (SHIPPED / "person.toml").read_text(encoding="utf-8")
+    folder = folder_with(tmp_path)
+    (folder / "person.toml").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    assert load_mappings(folder).person == replace(
+        load_mappings(SHIPPED).person, path=folder / "person.toml"
+    )
+
+
+def test_a_problem_stays_one_line_whatever_the_key_holds(tmp_path: Path) -> None:
+    person = (SHIPPED / "person.toml").read_text().replace(
+        "[fields.phone]\n", '[fields."ph\\none\\u2028"]\nblank = "never"\n'
+    )
+    assert problems_of(folder_with(tmp_path, person=person)) == [
+        'mappings/person.toml [fields.ph\\none\\u2028] blank: "never" is not a blank policy '
+        "(one of keep, clear)."
+    ]
+
+
+@pytest.mark.parametrize("days", [1_000_000_000, 99_999_999_999_999_999_999])
+def test_a_lookback_past_ten_years_is_one_line(tmp_path: Path, days: int) -> None:
+    (tmp_path / "attribution.toml").write_text(f"[attribution]\nlookback_days = {days}\n")
+    with pytest.raises(MappingError) as caught:
+        load_attribution(tmp_path)
+    assert caught.value.lines() == [
+        f"{tmp_path.name}/attribution.toml [attribution] lookback_days: must be at most 3650 "
+        f"days (ten years); not {days}."
+    ]
+
+
+def test_a_lookback_of_ten_years_is_accepted(tmp_path: Path) -> None:
+    (tmp_path / "attribution.toml").write_text("[attribution]\nlookback_days = 3650\n")
+    assert load_attribution(tmp_path).lookback_days == 3650
 
 
 # -- check_online
