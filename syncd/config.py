@@ -13,25 +13,38 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+from syncd.config_checks import (
+    CREDENTIAL_TRIM,
+    PASSWORD_TRIM,
+    credential_problem,
+    cron_problem,
+    escaped,
+    path_problem,
+    quoted,
+)
 from syncd.errors import ConfigError
 
 DEFAULT_CONFIG = "config.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Past a week, a lookback re-reads more history on every pass than `run --once --since` would
+# once, and an interval leaves the CRMs unsynced for longer than anyone waits.
+_LONGEST = 7 * 86400
 
 
 def parse_duration(text: str) -> int:
     """Seconds in a duration such as `"90s"`, `"10m"`, `"2h"` or `"1d"`."""
     found = _DURATION.match(text)
     if not found:
-        raise ValueError(f'expected a duration such as "10m", "90s" or "2h", got "{text}"')
+        raise ValueError(f'expected a duration such as "10m", "90s" or "2h", got {quoted(text)}')
     return int(found.group(1)) * _SECONDS[found.group(2)]
 
 
@@ -82,7 +95,7 @@ class SalesforceSettings(_Section):
     @classmethod
     def _version(cls, value: str) -> str:
         if not re.fullmatch(r"\d{2}\.0", value):
-            raise ValueError(f'expected a REST API version such as "59.0", got "{value}"')
+            raise ValueError(f'expected a REST API version such as "59.0", got {quoted(value)}')
         return value
 
 
@@ -95,7 +108,11 @@ class SyncSettings(_Section):
     @field_validator("lookback")
     @classmethod
     def _duration(cls, value: str) -> str:
-        parse_duration(value)
+        if parse_duration(value) > _LONGEST:
+            raise ValueError(
+                f"must be at most 7d, got {quoted(value)}; to re-read older history once, "
+                "run `syncd run --once --since ISO-DATE`"
+            )
         return value
 
     @field_validator("interval")
@@ -104,19 +121,17 @@ class SyncSettings(_Section):
         # A zero interval would start the next pass the instant one ends: a busy loop on the
         # CRMs' allowance, never what an admin means.
         if value is not None and parse_duration(value) <= 0:
-            raise ValueError(f'expected a period longer than 0s such as "5m", got "{value}"')
+            raise ValueError(f'expected a period longer than 0s such as "5m", got {quoted(value)}')
+        if value is not None and parse_duration(value) > _LONGEST:
+            raise ValueError(f"must be at most 7d, got {quoted(value)}")
         return value
 
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(value, timezone="UTC")
-            except ValueError as exc:
-                raise ValueError(f'"{value}" is not a cron expression ({exc})') from None
+        problem = None if value is None else cron_problem(value, datetime.now(UTC))
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -164,6 +179,13 @@ _PATH_KEYS = {
     ("sync", "mappings"),
 }
 _SECRET_KEYS = {"access_token", "client_secret", "password"}
+_CREDENTIAL_KEYS = _SECRET_KEYS | {"client_id", "consumer_key", "username"}
+_PATH_EXAMPLES = {
+    "path": 'a file path such as "syncd.db"',
+    "mappings": 'a folder path such as "mappings"',
+    "ca_bundle": 'a PEM file path such as "ca.pem"',
+    "private_key_file": 'a key file path such as "server.key"',
+}
 _CREDENTIALS = {
     "token": ("access_token",),
     "jwt": ("consumer_key", "username", "private_key_file"),
@@ -174,12 +196,12 @@ _CREDENTIALS = {
 
 def _checked_url(value: str) -> str:
     if not re.match(r"^https://[^\s/]+", value) or re.search(r"\s", value):
-        raise ValueError(f'expected an https:// URL, got "{value}"')
+        raise ValueError(f"expected an https:// URL, got {quoted(value)}")
     try:
         urlsplit(value).port  # noqa: B018 - raises on a port that is not 0-65535
     except ValueError:
         raise ValueError(
-            f'expected an https:// URL with a port from 1 to 65535, got "{value}"'
+            f"expected an https:// URL with a port from 1 to 65535, got {quoted(value)}"
         ) from None
     return value.rstrip("/")
 
@@ -209,7 +231,8 @@ def load_settings(
         unset.pop((section, key), None)
     problems.extend(unset.values())
     reported = set(unset)
-    _resolve_paths(sections, path.parent, path, problems, origins)
+    _trim_credentials(sections, path, problems, origins)
+    _resolve_paths(sections, path.parent, path, problems, origins, reported)
     settings = _validate(sections, path, problems, origins)
     if settings is not None and require_credentials:
         problems.extend(_missing_credentials(settings, env, path, reported))
@@ -220,7 +243,8 @@ def load_settings(
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows may start the file with a byte-order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(
             [f"{path}: file not found. Copy config.example.toml there, or pass --config PATH."]
@@ -231,6 +255,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}. Fix the syntax there."]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid TOML: nested too deeply (lists or tables inside "
+                           "one another); flatten the value."]) from None
+    except ValueError:  # tomllib turning a whole number past Python's digit limit into an int
+        raise ConfigError([f"{path}: not valid TOML: a number too long to read; shorten it."]
+                          ) from None
 
 
 def _structure(
@@ -245,7 +275,9 @@ def _structure(
     sections: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
     for name, body in raw.items():
         if name not in _SECTIONS:
-            problems.append(f"{path}: unknown section [{name}].{_suggest(name, _SECTIONS)}")
+            problems.append(
+                f"{path}: unknown section [{escaped(name)}].{_suggest(name, _SECTIONS)}"
+            )
         elif not isinstance(body, dict):
             problems.append(f"{path}: [{name}] must be a table (a [{name}] header), got a value.")
         else:
@@ -282,7 +314,7 @@ def _literal_type_problem(model: type[_Section], key: str, value: Any) -> str | 
     if isinstance(value, str):
         unquoted = _parses_as(value, field.annotation)
         hint = " Write it without quotes." if unquoted else ""
-        return f'expected {word}, got the text "{value}".{hint}'
+        return f"expected {word}, got the text {quoted(value)}.{hint}"
     if isinstance(value, (dict, list)):
         return f"expected {word}, got a {'table' if isinstance(value, dict) else 'list'}."
     shown = str(value).lower() if isinstance(value, bool) else str(value)
@@ -292,7 +324,7 @@ def _literal_type_problem(model: type[_Section], key: str, value: Any) -> str | 
 def _parses_as(text: str, kind: Any) -> bool:
     try:
         parsed = tomllib.loads(f"v = {text.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
         return False
     kinds = _KINDS[kind][0]
     return isinstance(parsed, kinds) and (kind is bool or not isinstance(parsed, bool))
@@ -334,7 +366,7 @@ def _apply_overrides(
             secret = secrets_dir / f"syncd_{section}_{key}"
             if secret.is_file():
                 try:
-                    sections[section][key] = secret.read_text(encoding="utf-8").strip()
+                    sections[section][key] = secret.read_text(encoding="utf-8-sig").strip()
                 except (OSError, UnicodeDecodeError) as exc:
                     # The error names the file and the reason, never the bytes it holds.
                     reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
@@ -347,6 +379,11 @@ def _apply_overrides(
         if section in _SECTIONS and key in _SECTIONS[section].model_fields:
             sections[section][key] = value
             applied[section, key] = f"environment {name}"
+        elif not section or not key:
+            problems.append(
+                f"environment {escaped(name)}: not a config key. Name it SYNCD_<SECTION>__<KEY>, "
+                "e.g. SYNCD_SERVER__PORT."
+            )
         else:
             problems.append(
                 f"environment {name}: no key [{section}] {key} in the config."
@@ -360,15 +397,46 @@ def _place(path: Path, section: str, key: str, origins: Mapping[tuple[str, str],
     return origins.get((section, key)) or f"{path} [{section}] {key}"
 
 
+def _trim_credentials(
+    sections: dict[str, dict[str, Any]],
+    path: Path,
+    problems: list[str],
+    origins: Mapping[tuple[str, str], str],
+) -> None:
+    """Credentials without surrounding whitespace, whatever their source (a secrets file was
+    always trimmed; a variable set from a file keeps its newline); what is left must fit an
+    HTTP header. The line names the key and never the value."""
+    for section, body in sections.items():
+        for key in _CREDENTIAL_KEYS & set(body):
+            if isinstance(body[key], str):
+                password = key == "password"
+                body[key] = body[key].strip(PASSWORD_TRIM if password else CREDENTIAL_TRIM)
+                problem = credential_problem(body[key], password=password)
+                if problem:
+                    problems.append(f"{_place(path, section, key, origins)}: {problem}")
+
+
 def _resolve_paths(
     sections: dict[str, dict[str, Any]],
     folder: Path,
     path: Path,
     problems: list[str],
     origins: Mapping[tuple[str, str], str],
+    reported: set[tuple[str, str]],
 ) -> None:
+    """Path keys as absolute Paths. A key found wrong here is dropped, so that pydantic does
+    not report it again; so is a `reported` one (an unset variable), whose remains
+    ("${NOPE}/maps" read as "/maps") would only earn a second line for the same mistake."""
     for section, key in _PATH_KEYS:
+        if (section, key) in reported:
+            sections[section].pop(key, None)
+            continue
         value = sections[section].get(key)
+        problem = _path_value_problem(key, value)
+        if problem:
+            sections[section].pop(key)
+            problems.append(f"{_place(path, section, key, origins)}: {problem}")
+            continue
         if not isinstance(value, str):
             continue
         if not value:
@@ -376,27 +444,23 @@ def _resolve_paths(
             continue
         resolved = Path(value) if Path(value).is_absolute() else folder / value
         sections[section][key] = resolved
-        problem = _path_problem(section, key, resolved)
+        problem = path_problem(section, key, resolved)
         if problem:
             problems.append(f"{_place(path, section, key, origins)}: {problem}")
 
 
-def _path_problem(section: str, key: str, resolved: Path) -> str | None:
-    """What is wrong with a path key's target, caught here so that a run fails before it opens
-    the store or a connection (exit 2, nothing written) rather than halfway."""
-    if (section, key) == ("store", "path"):
-        if resolved.is_dir():
-            return f"{resolved} is a folder. Name the store file, e.g. {resolved / 'syncd.db'}."
-        parent = next((p for p in resolved.parents if p.exists()), None)
-        if parent is not None and not parent.is_dir():
-            return f"{parent} is a file, not a folder, so the store cannot be created there."
+def _path_value_problem(key: str, value: Any) -> str | None:
+    """A path key that is not a usable path as written: not text, empty where a file is needed,
+    or holding a character no file name should (a NUL would crash the open)."""
+    if value is None:
         return None
-    if not resolved.exists():
-        return f"{resolved} does not exist."
-    if (section, key) == ("sync", "mappings") and not resolved.is_dir():
-        return f"{resolved} is a file. Name the folder that holds the mapping files."
-    if (section, key) != ("sync", "mappings") and resolved.is_dir():
-        return f"{resolved} is a folder. Name the PEM file itself."
+    if not isinstance(value, str):
+        kind = {dict: "a table", list: "a list", bool: str(value).lower()}.get(type(value))
+        return f"expected {_PATH_EXAMPLES[key]}, got {kind or value}."
+    if not value and key == "path":
+        return f"empty. Give {_PATH_EXAMPLES[key]}, or leave it out for the default."
+    if escaped(value) != value:
+        return f"{quoted(value)} contains a control character. Remove it from the path."
     return None
 
 
@@ -433,15 +497,15 @@ def _describe(
         key = ".".join(str(part) for part in error["loc"]) or "?"
         if error["type"] == "extra_forbidden":
             hint = _suggest(key, model.model_fields)
-            lines.append(f"{path} [{section}] {key}: unknown key.{hint}")
+            lines.append(f"{path} [{section}] {escaped(key)}: unknown key.{hint}")
             continue
         message = _plain(error["type"], error.get("ctx") or {}) or str(error["msg"])
         message = message.removeprefix("Value error, ")
         seen = error.get("input")
         secret = isinstance(seen, (dict, list, SecretStr)) or key in _SECRET_KEYS
-        echoed = seen is None or secret or f'"{seen}"' in message
-        quoted = f'"{seen}"' if isinstance(seen, str) else str(seen)
-        shown = "" if echoed else f" (got {quoted})"
+        echoed = seen is None or secret or quoted(str(seen)) in message
+        written = quoted(seen) if isinstance(seen, str) else escaped(str(seen))
+        shown = "" if echoed else f" (got {written})"
         place = _place(path, section, str(error["loc"][0]) if error["loc"] else key, origins)
         lines.append(f"{place}: {message}{shown}.")
     return lines

@@ -34,10 +34,13 @@ def port(environ: Mapping[str, str]) -> int:
 def _config_port(environ: Mapping[str, str]) -> str | None:
     path = Path(environ.get("SYNCD_CONFIG", "config.toml"))
     try:
-        with path.open("rb") as file:
-            value = tomllib.load(file).get("server", {}).get("port")
-    except (OSError, tomllib.TOMLDecodeError):
+        # As the config is read (`syncd.config`): a byte-order mark allowed. Whatever else is
+        # wrong with it (syntax, nesting, `server` not a table), the daemon says; here the
+        # default port stands.
+        server = tomllib.loads(path.read_text(encoding="utf-8-sig")).get("server")
+    except (OSError, ValueError, RecursionError):  # TOMLDecodeError is a ValueError
         return None
+    value = server.get("port") if isinstance(server, dict) else None
     if isinstance(value, str):
         return re.sub(r"\$\{(\w+)\}", lambda found: environ.get(found.group(1), ""), value)
     return None if value is None else str(value)

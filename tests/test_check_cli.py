@@ -21,6 +21,12 @@ CORPUS = Path(__file__).resolve().parent / "mapping_corpus"
 CASES = sorted(CORPUS.glob("*.toml"))
 SALESFORCE_TOKEN = "00D000000000001!AQcheck.token"
 
+# What a pass needs, and so `syncd check` asks for (the tokens are never used offline).
+CREDENTIALS = (
+    '[hubspot]\naccess_token = "pat-na1-check"\n'
+    '[salesforce]\naccess_token = "00D000000000001!AQcheck"\n'
+)
+
 
 def files_under(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
@@ -36,7 +42,8 @@ def test_syncd_check_answers_a_malformed_mapping_file_with_one_line_and_exit_2(
     folder.mkdir()
     shutil.copy(case, folder / f"{entity}.toml")
     config = tmp_path / "config.toml"
-    config.write_text(f'[store]\npath = "syncd.db"\n[sync]\nmappings = "{folder}"\n',
+    config.write_text(f'[store]\npath = "syncd.db"\n[sync]\nmappings = "{folder}"\n'
+                      + CREDENTIALS,
                       encoding="utf-8")
     before = files_under(tmp_path)
     assert run(["check", "--config", str(config)]) == EXIT_USAGE
@@ -56,7 +63,7 @@ def test_syncd_check_passes_the_shipped_mappings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[store]\npath = "syncd.db"\n', encoding="utf-8")
+    config.write_text('[store]\npath = "syncd.db"\n' + CREDENTIALS, encoding="utf-8")
     assert run(["check", "--config", str(config)]) == EXIT_OK
     assert "Mappings (the installed defaults): OK." in capsys.readouterr().out
     assert not (tmp_path / "syncd.db").exists()
@@ -129,6 +136,20 @@ def test_check_fix_without_online_is_bad_usage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[store]\npath = "syncd.db"\n', encoding="utf-8")
+    config.write_text('[store]\npath = "syncd.db"\n' + CREDENTIALS, encoding="utf-8")
     assert run(["check", "--fix", "--config", str(config)]) == EXIT_USAGE
     assert "--fix needs --online" in capsys.readouterr().err
+
+
+def test_syncd_check_asks_for_the_credentials_a_pass_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A config `check` passes must run: before, `check` said OK and `run` exited 2."""
+    for name in ("SYNCD_HUBSPOT__ACCESS_TOKEN", "SYNCD_SALESFORCE__ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SYNCD_SECRETS_DIR", str(tmp_path / "no-secrets"))
+    config = tmp_path / "config.toml"
+    config.write_text('[store]\npath = "syncd.db"\n[salesforce]\naccess_token = "t0k3n"\n',
+                      encoding="utf-8")
+    assert run(["check", "--config", str(config)]) == EXIT_USAGE
+    assert capsys.readouterr().err.startswith("Missing hubspot.access_token. Looked in: env ")

@@ -3,12 +3,16 @@ name the file and key, every one at once."""
 
 from __future__ import annotations
 
+import shutil
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from connectors.loopback import ThrowawayCA
 from syncd.config import load_settings, parse_duration
+from syncd.config_checks import cron_problem
 from syncd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,8 +88,10 @@ def test_an_override_satisfies_an_unset_interpolation(tmp_path: Path) -> None:
     assert settings.hubspot.access_token.get_secret_value() == "pat-env"
 
 
-def test_relative_paths_are_relative_to_the_config_folder(tmp_path: Path) -> None:
-    (tmp_path / "ca.pem").write_text("x")
+def test_relative_paths_are_relative_to_the_config_folder(
+    tmp_path: Path, loopback_ca: ThrowawayCA
+) -> None:
+    shutil.copy(loopback_ca.ca_path, tmp_path / "ca.pem")
     path = write(tmp_path, MINIMAL + '[store]\npath = "data/s.db"\n'.replace("[store]", "\n[store]")
                  + '\n', "config.toml")
     text = path.read_text().replace('[hubspot]\n', '[hubspot]\nca_bundle = "ca.pem"\n')
@@ -186,3 +192,165 @@ def test_every_settings_key_is_in_the_example() -> None:
             continue
         keys = set(model.annotation.model_fields)  # type: ignore[union-attr]
         assert keys - {"interval"} <= set(raw.get(section, {})), section
+
+
+# -- bad values: one line each, naming the key and the fix, never the secret -------------------
+
+CREDENTIAL = "; credentials are printable ASCII without spaces. Check the value where it is set."
+JWT = '[salesforce]\nauth = "jwt"\nconsumer_key = "3MVG9"\nusername = "ops@example.com"\n'
+BAD_VALUES = {
+    "token_line_break": (
+        MINIMAL.replace("pat-na1-abc", "pat-na1\\nsecret"), {},
+        "{config} [hubspot] access_token: contains a line break or other control character"
+        + CREDENTIAL),
+    "token_header_injection": (
+        MINIMAL.replace("pat-na1-abc", "secret\\r\\nX-Evil: 1"), {},
+        "{config} [hubspot] access_token: contains a line break or other control character"
+        + CREDENTIAL),
+    "token_not_ascii": (
+        MINIMAL.replace("pat-na1-abc", "pät-secret-☃"), {},
+        "{config} [hubspot] access_token: contains a character that is not ASCII" + CREDENTIAL),
+    "token_with_a_space": (
+        MINIMAL.replace("pat-na1-abc", "pat secret"), {},
+        "{config} [hubspot] access_token: contains a space" + CREDENTIAL),
+    "token_line_break_in_the_environment": (
+        MINIMAL, {"SYNCD_SALESFORCE__ACCESS_TOKEN": "00D!secret\nx"},
+        "environment SYNCD_SALESFORCE__ACCESS_TOKEN: contains a line break or other control "
+        "character" + CREDENTIAL),
+    "lookback_overflow": (
+        MINIMAL + '[sync]\nlookback = "99999999999999999999h"\n', {},
+        '{config} [sync] lookback: must be at most 7d, got "99999999999999999999h"; to re-read '
+        "older history once, run `syncd run --once --since ISO-DATE`."),
+    "lookback_overflow_in_the_environment": (
+        MINIMAL, {"SYNCD_SYNC__LOOKBACK": "8d"},
+        'environment SYNCD_SYNC__LOOKBACK: must be at most 7d, got "8d"; to re-read older '
+        "history once, run `syncd run --once --since ISO-DATE`."),
+    "interval_overflow": (
+        MINIMAL + '[sync]\ninterval = "99999999999999999999d"\n', {},
+        '{config} [sync] interval: must be at most 7d, got "99999999999999999999d".'),
+    "store_path_nul": (
+        MINIMAL + '[store]\npath = "s\\u0000.db"\n', {},
+        '{config} [store] path: "s\\u0000.db" contains a control character. Remove it from the '
+        "path."),
+    "ca_bundle_without_a_certificate": (
+        MINIMAL.replace("[hubspot]", '[hubspot]\nca_bundle = "/etc/passwd"'), {},
+        "{config} [hubspot] ca_bundle: /etc/passwd holds no readable PEM certificate "
+        "(-----BEGIN CERTIFICATE-----). Name the CA certificate file to trust."),
+    "ca_bundle_not_a_file": (
+        MINIMAL.replace("[hubspot]", '[hubspot]\nca_bundle = "/dev/null"'), {},
+        "{config} [hubspot] ca_bundle: /dev/null is not a regular file. Name the PEM file itself."),
+    "private_key_not_a_key": (
+        MINIMAL.split("[salesforce]")[0] + JWT + 'private_key_file = "/etc/passwd"\n', {},
+        "{config} [salesforce] private_key_file: /etc/passwd holds no PEM private key "
+        "(-----BEGIN PRIVATE KEY-----). Name the connected app's private key file."),
+    "store_path_empty": (
+        MINIMAL + '[store]\npath = ""\n', {},
+        '{config} [store] path: empty. Give a file path such as "syncd.db", or leave it out '
+        "for the default."),
+    "store_path_empty_in_the_environment": (
+        MINIMAL, {"SYNCD_STORE__PATH": ""},
+        'environment SYNCD_STORE__PATH: empty. Give a file path such as "syncd.db", or leave '
+        "it out for the default."),
+    "store_path_list": (
+        MINIMAL + '[store]\npath = ["a"]\n', {},
+        '{config} [store] path: expected a file path such as "syncd.db", got a list.'),
+    "store_path_number": (
+        MINIMAL + "[store]\npath = 5\n", {},
+        '{config} [store] path: expected a file path such as "syncd.db", got 5.'),
+    "mappings_number": (
+        MINIMAL + "[sync]\nmappings = 3\n", {},
+        '{config} [sync] mappings: expected a folder path such as "mappings", got 3.'),
+    "mappings_unset_variable": (
+        MINIMAL + '[sync]\nmappings = "${NOPE}/maps"\n', {},
+        "{config} [sync] mappings: environment variable NOPE is not set. Set it, or set "
+        "SYNCD_SYNC__MAPPINGS."),
+    "ca_bundle_unset_variable": (
+        MINIMAL.replace("[hubspot]", '[hubspot]\nca_bundle = "${NOPE}/ca.pem"'), {},
+        "{config} [hubspot] ca_bundle: environment variable NOPE is not set. Set it, or set "
+        "SYNCD_HUBSPOT__CA_BUNDLE."),
+    "value_with_a_line_break": (
+        MINIMAL.replace("[salesforce]", '[salesforce]\napi_version = "59.0\\nx"'), {},
+        '{config} [salesforce] api_version: expected a REST API version such as "59.0", '
+        'got "59.0\\nx".'),
+    "environment_without_a_section": (
+        MINIMAL, {"SYNCD__PORT": "x"},
+        "environment SYNCD__PORT: not a config key. Name it SYNCD_<SECTION>__<KEY>, "
+        "e.g. SYNCD_SERVER__PORT."),
+    "environment_without_a_key": (
+        MINIMAL, {"SYNCD_SERVER__": "x"},
+        "environment SYNCD_SERVER__: not a config key. Name it SYNCD_<SECTION>__<KEY>, "
+        "e.g. SYNCD_SERVER__PORT."),
+    "toml_nested_too_deeply": (
+        "x = " + "[" * 5000 + "]" * 5000 + "\n", {},
+        "{config}: not valid TOML: nested too deeply (lists or tables inside one another); "
+        "flatten the value."),
+    "schedule_that_never_fires": (
+        MINIMAL + '[sync]\nschedule = "0 0 30 2 *"\n', {},
+        '{config} [sync] schedule: "0 0 30 2 *" never fires: no date within a year matches its '
+        'day and month fields. Give a schedule such as "*/5 * * * *".'),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_VALUES))
+def test_a_bad_value_is_one_line_naming_its_key_and_the_fix_never_the_secret(
+    case: str, tmp_path: Path
+) -> None:
+    text, environ, expected = BAD_VALUES[case]
+    path = write(tmp_path, text)
+    problems = problems_of(path, {"SYNCD_SECRETS_DIR": "/nonexistent", **environ})
+    assert problems == [expected.replace("{config}", str(path))]
+    assert "\n" not in problems[0] and "secret" not in problems[0]
+
+
+def test_credentials_are_trimmed_of_a_newline_and_a_byte_order_mark_whatever_their_source(
+    tmp_path: Path,
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "syncd_hubspot_access_token").write_bytes("\ufeffpat-from-secret\r\n".encode())
+    path = write(tmp_path, "[salesforce]\nclient_id = ' 3MVG9 '\n")
+    settings = load_settings(path, environ={"SYNCD_SECRETS_DIR": str(secrets),
+                                            "SYNCD_SALESFORCE__ACCESS_TOKEN": "00D!tok\n"})
+    assert settings.secrets() == ["pat-from-secret", "00D!tok"]
+    assert settings.salesforce.client_id == "3MVG9"
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(("\ufeff" + MINIMAL.lstrip()).encode())
+    settings = load_settings(path, environ={"SYNCD_SECRETS_DIR": "/nonexistent"})
+    assert settings.hubspot.access_token is not None
+
+
+def test_an_rsa_private_key_file_loads(tmp_path: Path) -> None:
+    from connectors.salesforce.emulator import SalesforceEmulator
+
+    private, _ = SalesforceEmulator.make_jwt_key_pair()
+    (tmp_path / "server.key").write_bytes(private)
+    text = MINIMAL.split("[salesforce]")[0] + JWT + 'private_key_file = "server.key"\n'
+    settings = load_settings(write(tmp_path, text), environ={"SYNCD_SECRETS_DIR": "/nonexistent"})
+    assert settings.salesforce.private_key_file == tmp_path / "server.key"
+
+
+def test_a_schedule_that_fires_only_on_leap_days_is_refused() -> None:
+    problem = cron_problem("0 0 29 2 *", datetime(2025, 3, 1, tzinfo=UTC))
+    assert problem is not None and "does not fire until 2028-02-29" in problem
+    assert cron_problem("*/5 * * * *", datetime(2025, 3, 1, tzinfo=UTC)) is None
+
+
+def test_a_password_keeps_its_spaces_and_letters_and_loses_only_a_trailing_newline(
+    tmp_path: Path,
+) -> None:
+    """A password goes in the OAuth form body, not a header: a space or an accent is fine."""
+    path = write(tmp_path, '[hubspot]\naccess_token = "pat-na1-abc"\n[salesforce]\n'
+                 'auth = "password"\nclient_id = "3MVG9"\nclient_secret = "s3cr3t"\n'
+                 'username = "ops@example.com"\n')
+    settings = load_settings(path, environ={"SYNCD_SECRETS_DIR": "/nonexistent",
+                                            "SYNCD_SALESFORCE__PASSWORD": " Grüße aus Köln \n"})
+    assert settings.salesforce.password is not None
+    assert settings.salesforce.password.get_secret_value() == " Grüße aus Köln "
+    bad = write(tmp_path, path.read_text() + 'password = "two\\nlines"\n', "bad.toml")
+    (line,) = problems_of(bad)
+    assert line.endswith("[salesforce] password: contains a line break or other control "
+                         "character. Check the value where it is set.")
+    assert "two" not in line

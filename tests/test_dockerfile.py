@@ -172,3 +172,21 @@ def test_healthcheck_port_comes_from_env_then_config_then_9464(tmp_path: Path) -
     assert port({"SYNCD_CONFIG": str(config), "METRICS_PORT": "9100",
                  "SYNCD_SERVER__PORT": "9200"}) == 9200
     assert port({"SYNCD_CONFIG": str(tmp_path / "missing.toml")}) == DEFAULT_PORT == 9464
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("\ufeff[server]\nport = 9300\n", 9300),  # saved with a byte-order mark: read as syncd does
+        ("server = 3\n", 9464),  # not a table: the daemon says so; the probe takes the default
+        ("x = " + "[" * 5000 + "]" * 5000 + "\n", 9464),  # too deep for tomllib
+        ("[server\n", 9464),  # not TOML
+    ],
+    ids=["bom", "server_not_a_table", "nested_too_deeply", "not_toml"],
+)
+def test_healthcheck_port_survives_an_odd_config(tmp_path: Path, text: str, expected: int) -> None:
+    from syncd.healthcheck import port
+
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    assert port({"SYNCD_CONFIG": str(config)}) == expected
