@@ -35,7 +35,8 @@ def collector_paused() -> Iterator[None]:
 
     A stage makes millions of short-lived objects and next to no cycles, and the records and
     entities of a chunk live long enough to be promoted: the collector would walk the whole
-    heap a dozen times a pass, for a sixth of its time and nothing to free."""
+    heap again and again in a pass, for nothing to free (`bench_reconcile --profile` shows
+    what a pass spends where)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -155,8 +155,8 @@ class Sandbox:
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Seeding makes millions of long-lived containers and no garbage cycles: the cyclic
-    collector would traverse all of them again and again (a tenth of the time at 100,000
-    people, more as the org grows), so it waits until the org is seeded."""
+    collector would traverse all of them again and again (a share of the time that grows with
+    the org), so it waits until the org is seeded."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -4,10 +4,10 @@ and what syncd wrote), read back as `Decimal`s, so a value compares equal to its
 round trip through the store.
 
 orjson does the work (reconcile and plan decode every record and entity they touch, and the
-standard library's decoder was a third of a pass). Where orjson would answer differently from
-the standard library, the standard library answers: an integer past 64 bits (orjson cannot
-write one, and reads one back as a float), and the `NaN`/`Infinity` literals and out-of-range
-numbers that orjson refuses to read.
+standard library's decoder was among a pass's largest costs). Where orjson would answer
+differently from the standard library, the standard library answers: an integer past 64 bits
+(orjson cannot write one, and reads one back as a float), and the `NaN`/`Infinity` literals
+and out-of-range numbers that orjson refuses to read.
 """
 
 from __future__ import annotations
