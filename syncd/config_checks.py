@@ -114,10 +114,10 @@ def _private_key_problem(path: Path) -> str | None:
 def cron_problem(value: str, now: datetime) -> str | None:
     """A valid cron that never fires, or not within a year (30 February), would leave the
     daemon idle after its first pass."""
-    from apscheduler.triggers.cron import CronTrigger
+    from syncd.cron import cron_trigger
 
     try:
-        trigger = CronTrigger.from_crontab(value, timezone="UTC")
+        trigger = cron_trigger(value)
     except ValueError as exc:
         return f"{quoted(value)} is not a cron expression ({exc})"
     fire: datetime | None = trigger.get_next_fire_time(None, now)

@@ -33,12 +33,12 @@ from typing import Any
 from apscheduler.executors.base import BaseExecutor, run_job
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import Settings, SyncSettings, parse_duration
 from syncd.connector import Connector
 from syncd.console import LogProgress
+from syncd.cron import cron_trigger
 from syncd.definitions import Definitions
 from syncd.errors import EXIT_OK, ConfigError
 from syncd.lock import StoreLock
@@ -234,7 +234,7 @@ def schedule_of(sync: SyncSettings, *, now: datetime) -> tuple[BaseTrigger, time
     if sync.interval:
         seconds = parse_duration(sync.interval)
         return IntervalTrigger(seconds=seconds, timezone=UTC), timedelta(seconds=seconds)
-    trigger = CronTrigger.from_crontab(sync.schedule or DEFAULT_SCHEDULE, timezone="UTC")
+    trigger = cron_trigger(sync.schedule or DEFAULT_SCHEDULE)
     times: list[datetime] = []
     previous = None
     moment = now
