@@ -24,6 +24,7 @@ from syncd.cli_options import (
     common_options,
     existing_store,
     settings_for,
+    to_file,
     write_atomically,
 )
 from syncd.cli_sandbox import print_counts, sandbox, start_sandbox
@@ -197,6 +198,7 @@ def errors(action: str, ids: tuple[int, ...], out: Path | None, **options: Any) 
         raise UsageError(f"syncd errors {action}: --id goes with retry.")
     if out is not None and action != "export":
         raise UsageError(f"syncd errors {action}: --out goes with export.")
+    out = to_file(out)
     settings = settings_for(options, require_credentials=action == "retry")
     with existing_store(settings) as store:
         if action == "list":
@@ -303,6 +305,7 @@ def report(name: str, model: str | None, fmt: str, out: Path | None, **options: 
     """Reports from the unified dataset: `funnel` (people per stage, conversion, days between
     stages, by month and source), `handoff` (MQLs handed to sales, time to first touch, SLA
     breaches) and `attribution` (pipeline and revenue per campaign, per model)."""
+    out = to_file(out)
     settings = settings_for(options, require_credentials=False)
     definitions = load_definitions(settings.sync.mappings)
     with existing_store(settings) as store:

@@ -3,6 +3,8 @@ open, the ISO instant `--since` parses, and the whole-or-nothing write of a file
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import datetime
@@ -76,7 +78,7 @@ class IsoInstant(click.ParamType):  # type: ignore[type-arg]
             return value
         try:
             return utc(datetime.fromisoformat(str(value).replace("Z", "+00:00")))
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
             self.fail(
                 f'"{value}" is not an ISO date or date-time such as 2026-01-31 or '
                 f"2026-01-31T08:00:00Z",
@@ -85,19 +87,30 @@ class IsoInstant(click.ParamType):  # type: ignore[type-arg]
             )
 
 
+STANDARD_OUTPUT = ("-", "/dev/stdout")
+
+
+def to_file(out: Path | None) -> Path | None:
+    """`--out` as the file to write, or None for standard output (`-` or `/dev/stdout`: the
+    descriptor the shell gave, so that `>> log.csv` appends rather than being replaced)."""
+    return None if out is None or str(out) in STANDARD_OUTPUT else out
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Written whole or not at all: a reader never opens half a file.
 
-    A symlink is written where it points, not replaced by a file; a device or a pipe
-    (`/dev/stdout`, a FIFO) is written to as it is, since it cannot be replaced. A path that
-    cannot be written is a `UsageError` naming it (exit 2), with nothing left behind."""
+    A symlink is written where it points, not replaced by a file; a device or a pipe (a FIFO)
+    is written to as it is, since it cannot be replaced. A file replaced keeps its permissions
+    (a CSV of refused records locked to its owner stays so); one in a folder syncd may not
+    write, but which it may, is written in place. A path that cannot be written is a
+    `UsageError` naming it (exit 2), with nothing left behind."""
     if path.name in ("", ".", ".."):
         raise UsageError(f'"{path}": give a file name to write, such as report.html.')
     try:
         target = path.resolve() if path.is_symlink() else path
     except (OSError, RuntimeError) as exc:  # a symlink loop
         raise UsageError(f"{path}: cannot be written ({exc}).") from None
-    partial = target.with_name(target.name + ".partial")
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
         if target.exists() and not target.is_file() and not target.is_dir():
             with target.open("w", encoding="utf-8") as stream:
@@ -107,7 +120,16 @@ def write_atomically(path: Path, text: str) -> None:
         if folder is not None and not folder.is_dir():
             raise UsageError(f"{path}: cannot be written: {folder} is a file, not a folder.")
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text, encoding="utf-8")
+        mode = stat.S_IMODE(target.stat().st_mode) if target.is_file() else None
+        try:
+            partial.write_text(text, encoding="utf-8")
+        except PermissionError:
+            if mode is None or not os.access(target, os.W_OK):
+                raise
+            target.write_text(text, encoding="utf-8")  # the folder is closed to us, the file not
+            return
+        if mode is not None:
+            partial.chmod(mode)
         partial.replace(target)
     except OSError as exc:
         with suppress(OSError):

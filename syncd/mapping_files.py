@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 DEFAULTS_FOLDER = Path(__file__).parent / "default_mappings"
+MAX_FILE_BYTES = 2**20  # the shipped files are a few KiB
 # Characters that would end or garble a one-line report: C0 and C1 controls, line separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
@@ -106,8 +107,18 @@ def folder_problem(folder: Path) -> str | None:
 
 def read_document(path: Path, report: Report) -> dict[str, Any] | None:
     """A mapping file's TOML, or None with the reason (encoding, I/O, syntax) in `report`;
-    shared by every file in the mappings folder."""
+    shared by every file in the mappings folder. A pipe or a device in a file's place would
+    hang or fill memory: it is refused unread, as is a file too large to be a mapping."""
     try:
+        if path.exists() and not path.is_file() and not path.is_dir():
+            report.add(None, None, "not a regular file (a pipe or a device); put the mapping "
+                       "file itself there.")
+            return None
+        size = path.stat().st_size if path.is_file() else 0
+        if size > MAX_FILE_BYTES:
+            report.add(None, None, f"{size:,} bytes, too large for a mapping file (at most "
+                       f"{MAX_FILE_BYTES:,}); is it the right file?")
+            return None
         # Editors on Windows may start the file with a byte-order mark; TOML has no use for it.
         text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as error:

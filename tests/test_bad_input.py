@@ -325,6 +325,10 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("since_month_13", ["run", "--once", "--since", "2026-13-01", "--config", "{config}"],
      "syncd run: Invalid value for '--since': \"2026-13-01\" is not an ISO date or date-time "
      "such as 2026-01-31 or 2026-01-31T08:00:00Z. See `syncd run --help`."),
+    ("since_before_year_one_in_utc", ["run", "--once", "--since", "0001-01-01T00:00:00+14:00",
+                                      "--config", "{config}"],
+     "syncd run: Invalid value for '--since': \"0001-01-01T00:00:00+14:00\" is not an ISO date "
+     "or date-time such as 2026-01-31 or 2026-01-31T08:00:00Z. See `syncd run --help`."),
     ("since_empty", ["run", "--once", "--since", "", "--config", "{config}"],
      "syncd run: Invalid value for '--since': \"\" is not an ISO date or date-time such as "
      "2026-01-31 or 2026-01-31T08:00:00Z. See `syncd run --help`."),

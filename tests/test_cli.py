@@ -183,3 +183,38 @@ def test_out_to_a_fifo_writes_into_it_instead_of_replacing_it(
     assert code == 0, capsys.readouterr().err
     assert received and received[0].startswith("section,group,stage")
     assert fifo.is_fifo()
+
+
+def test_out_to_dev_stdout_appends_where_the_shell_points_it(tmp_path: Path) -> None:
+    """`syncd report ... --out /dev/stdout >> log.csv`: the shell's descriptor, appended to, not
+    a file replaced behind it (its earlier lines were lost)."""
+    config = _report_setup(tmp_path)
+    log = tmp_path / "log.csv"
+    log.write_text("earlier line\n")
+    with log.open("a") as appended:
+        done = subprocess.run(
+            [sys.executable, "-m", "syncd", "report", "funnel", "--format", "csv", "--out",
+             "/dev/stdout", "--config", str(config)],
+            stdout=appended, stderr=subprocess.PIPE, text=True, timeout=60, cwd=tmp_path,
+        )
+    assert done.returncode == 0, done.stderr
+    text = log.read_text()
+    assert text.startswith("earlier line\nsection,group,stage")
+    assert "Wrote" not in text
+
+
+def test_out_replacing_a_file_keeps_its_permissions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _report_setup(tmp_path)
+    private = tmp_path / "refused.csv"
+    private.write_text("old\n")
+    private.chmod(0o600)
+
+    code = run(["errors", "export", "--out", str(private), "--config", str(config)])
+
+    assert code == 0, capsys.readouterr().err
+    assert private.read_text().startswith("id,system,object")
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml", "refused.csv",
+                                                          "syncd.db"]

@@ -628,3 +628,21 @@ def test_every_hubspot_stage_reads_back_from_the_salesforce_stage_it_is_written_
 ) -> None:
     stage = load_mappings(None).opportunity.fields["stage"]
     assert stage.from_salesforce(stage.salesforce_value(hubspot_stage)) == hubspot_stage
+
+
+def test_a_pipe_a_device_or_a_huge_file_in_a_mapping_file_s_place_is_refused_unread(
+    tmp_path: Path,
+) -> None:
+    """A FIFO would hang `check` and /dev/zero fill memory: each is one line, unread."""
+    folder = folder_with(tmp_path)
+    os.mkfifo(folder / "person.toml")
+    (folder / "account.toml").symlink_to("/dev/zero")
+    (folder / "opportunity.toml").write_text("# padding\n" * 110_000)
+    assert problems_of(folder) == [
+        "mappings/person.toml: not a regular file (a pipe or a device); put the mapping file "
+        "itself there.",
+        "mappings/account.toml: not a regular file (a pipe or a device); put the mapping file "
+        "itself there.",
+        "mappings/opportunity.toml: 1,100,000 bytes, too large for a mapping file (at most "
+        "1,048,576); is it the right file?",
+    ]

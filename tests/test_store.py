@@ -89,6 +89,14 @@ def test_a_store_missing_a_table_is_refused_with_the_table_named(tmp_path: Path)
         Store(tmp_path / "s.db")
 
 
+def test_a_store_missing_a_column_is_refused_with_the_column_named(tmp_path: Path) -> None:
+    Store(tmp_path / "s.db").close()
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        conn.execute("ALTER TABLE outbox DROP COLUMN attempts")
+    with pytest.raises(StoreError, match=r"column outbox\.attempts is missing, so the file is"):
+        Store(tmp_path / "s.db")
+
+
 def test_a_file_that_is_not_a_store_gives_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(StoreError, match="cannot be opened"):

@@ -150,14 +150,20 @@ class Store:
                 )
 
     def _check_tables(self) -> None:
-        """Every table the migrations make is there: one dropped by hand (or by a tool) would
-        otherwise fail deep inside a pass, where no line can say what is wrong."""
-        present = {name for (name,) in self.db.conn.execute(
+        """Every table and column the migrations make is there: one dropped by hand (or by a
+        tool) would otherwise fail deep inside a command, where no line can say what is wrong."""
+        conn = self.db.conn
+        present = {name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        missing = sorted(_schema_tables() - present)
+        missing = sorted(set(_schema_tables()) - present)
+        for table, columns in sorted(_schema_tables().items()):
+            if table in present:
+                have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+                missing += [f"{table}.{column}" for column in sorted(columns - have)]
         if missing:
+            what = "table" if "." not in missing[0] else "column"
             raise StoreError(
-                f"Store {self.path}: table {', '.join(missing)} is missing, so the file is "
+                f"Store {self.path}: {what} {', '.join(missing)} is missing, so the file is "
                 f"damaged. Restore it from a backup, or move it aside and run `syncd run --once` "
                 f"to backfill a new store."
             )
@@ -450,17 +456,21 @@ def _source_row(row: tuple[Any, ...], decoding: Decoded | None = None) -> dict[s
 
 
 @cache
-def _schema_tables() -> frozenset[str]:
-    """The tables a store holds once migrated: the migrations applied to an empty database."""
+def _schema_tables() -> dict[str, frozenset[str]]:
+    """The tables a store holds once migrated, with their columns: the migrations applied to an
+    empty database."""
     conn = sqlite3.connect(":memory:")
     try:
         for _, _, script in MIGRATIONS:
             for statement in _statements(script):
                 conn.execute(statement)
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        names = [name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = {name: frozenset(row[1] for row in conn.execute(f"PRAGMA table_info({name})"))
+                  for name in names}
     finally:
         conn.close()
-    return frozenset(name for (name,) in rows) | {"schema_version"}
+    return {**tables, "schema_version": frozenset({"version", "name", "applied_at"})}
 
 
 def _statements(script: str) -> Iterator[str]:
