@@ -71,6 +71,8 @@ def sandbox(
     """Start both emulators seeded with a synthetic org, write a config pointing at them, and
     serve until interrupted (Ctrl-C or SIGTERM)."""
     configure(options["log_level"], options["log_format"])
+    if config_out.name in ("", ".", ".."):
+        raise UsageError('syncd sandbox: --config-out needs a file name, such as "sandbox.toml".')
     box, info = start_sandbox(
         scale=scale,
         seed=seed,

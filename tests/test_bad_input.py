@@ -346,6 +346,8 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
     ("scale_too_small", ["sandbox", "--scale", "5"],
      "syncd sandbox: Invalid value for '--scale': 5 is not in the range 100<=x<=1000000. "
      "See `syncd sandbox --help`."),
+    ("sandbox_config_out_without_a_name", ["sandbox", "--config-out", ""],
+     'syncd sandbox: --config-out needs a file name, such as "sandbox.toml".'),
     ("scale_not_a_number", ["demo", "--scale", "big"],
      "syncd demo: Invalid value for '--scale': 'big' is not a valid integer range. "
      "See `syncd demo --help`."),
