@@ -54,10 +54,11 @@ from syncd.errors import (
 from syncd.lock import StoreLock
 from syncd.log import configure, redact
 from syncd.mapping import Mappings
-from syncd.mapping_online import check_online, missing_custom_fields
+from syncd.mapping_online import check_lifecycle_online, check_online, missing_custom_fields
 from syncd.model import FieldInfo
 from syncd.pipeline import RunOptions, run_once
 from syncd.report import report_command
+from syncd.stages import LifecycleSettings
 from syncd.store import Store
 
 log = logging.getLogger("syncd")
@@ -122,10 +123,12 @@ def check(online: bool, fix: bool, **options: Any) -> int:
     click.echo(f"{settings.source}: OK. Mappings ({folder}): OK.")
     if not online:
         return EXIT_OK
-    return _check_online(settings, mappings, fix)
+    return _check_online(settings, mappings, definitions.lifecycle, fix)
 
 
-def _check_online(settings: Settings, mappings: Mappings, fix: bool) -> int:
+def _check_online(
+    settings: Settings, mappings: Mappings, lifecycle: LifecycleSettings, fix: bool
+) -> int:
     connectors = _connectors(settings, mappings)
     try:
         schemas = {
@@ -149,6 +152,7 @@ def _check_online(settings: Settings, mappings: Mappings, fix: bool) -> int:
                 click.echo(f"Created HubSpot property {custom.object}.{custom.name}.")
                 schemas["hubspot"][custom.object] = connectors["hubspot"].describe(custom.object)
         problems = check_online(mappings, schemas["hubspot"], schemas["salesforce"])
+        problems += check_lifecycle_online(lifecycle, schemas["hubspot"], schemas["salesforce"])
     finally:
         for connector in connectors.values():
             connector.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from syncd.mapping import FieldMapping, Mappings
 from syncd.mapping_files import Report, display, shown, suggestion
 from syncd.model import FieldInfo, ObjectSchema
+from syncd.stages import LifecycleSettings
 
 __all__ = ["SYNCD_FIELDS", "CustomField", "check_online", "missing_custom_fields"]
 
@@ -364,3 +365,44 @@ def _unmapped(values: list[str], source: str, target: str, section: str, report:
             f"{source} values {listed} have no value in {target}; "
             f'add them to [{section}.values] ("Salesforce value" = "HubSpot value").',
         )
+
+
+def check_lifecycle_online(
+    lifecycle: LifecycleSettings,
+    hubspot_schema: Mapping[str, ObjectSchema],
+    salesforce_schema: Mapping[str, ObjectSchema],
+) -> list[str]:
+    """The stages of `lifecycle.toml` against the values each CRM accepts where syncd writes
+    them: HubSpot's contact `lifecyclestage` options, and the `Lifecycle_Stage__c` picklist of
+    Salesforce Leads and Contacts (a restricted picklist refuses any other value, record by
+    record, at push time). A property or field that is absent is reported elsewhere."""
+    report = Report(display(lifecycle.path))
+    contacts = hubspot_schema.get("contacts")
+    stage_property = contacts.fields.get("lifecyclestage") if contacts else None
+    for index, stage in enumerate(lifecycle.stages, start=1):
+        where = f"stages.{index}"
+        if stage_property is not None and stage_property.options and (
+            stage.hubspot not in stage_property.options
+        ):
+            report.add(
+                where,
+                "hubspot",
+                f'HubSpot contact property "lifecyclestage" has no option {shown(stage.hubspot)}.'
+                f"{suggestion(stage.hubspot, stage_property.options)} Add the stage in HubSpot "
+                "(Settings > Objects > Contacts > Lifecycle stage), or give its internal value.",
+            )
+        for obj in ("Lead", "Contact"):
+            schema = salesforce_schema.get(obj)
+            field = _lookup(schema, "Lifecycle_Stage__c") if schema is not None else None
+            if field is None or not field.options:
+                continue
+            if stage.salesforce.casefold() not in {o.casefold() for o in field.options}:
+                report.add(
+                    where,
+                    "salesforce",
+                    f"Salesforce {obj}.Lifecycle_Stage__c has no picklist value "
+                    f"{shown(stage.salesforce)}.{suggestion(stage.salesforce, field.options)} "
+                    "Add it in Setup (Object Manager > the object > Lifecycle Stage), or name an "
+                    "existing value.",
+                )
+    return report.problems

@@ -16,6 +16,7 @@ from connectors.loopback import ThrowawayCA
 from connectors.salesforce.emulator import SalesforceEmulator
 from syncd.cli import run
 from syncd.errors import EXIT_OK, EXIT_USAGE
+from syncd.mapping_files import DEFAULTS_FOLDER
 
 CORPUS = Path(__file__).resolve().parent / "mapping_corpus"
 CASES = sorted(CORPUS.glob("*.toml"))
@@ -153,3 +154,35 @@ def test_syncd_check_asks_for_the_credentials_a_pass_needs(
                       encoding="utf-8")
     assert run(["check", "--config", str(config)]) == EXIT_USAGE
     assert capsys.readouterr().err.startswith("Missing hubspot.access_token. Looked in: env ")
+
+
+def test_check_online_reports_lifecycle_stages_a_crm_would_refuse(
+    bare_crms: tuple[Any, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stage value missing from HubSpot's lifecyclestage options or from the restricted
+    Lifecycle_Stage__c picklist: before, check said the schemas matched and every push of that
+    stage came back refused."""
+    _, config = bare_crms
+    assert run(["check", "--online", "--fix", "--config", str(config)]) == EXIT_OK
+    folder = tmp_path / "mappings"
+    folder.mkdir()
+    shipped = (DEFAULTS_FOLDER / "lifecycle.toml").read_text(encoding="utf-8")
+    stages = shipped.splitlines().count("[[stages]]")
+    (folder / "lifecycle.toml").write_text(
+        shipped.replace("\n[signals]\n", '\n[[stages]]\nhubspot = "1007284532"\n'
+                        'salesforce = "Advocate"\n\n[signals]\n', 1), encoding="utf-8")
+    with config.open("a", encoding="utf-8") as more:
+        more.write(f'[sync]\nmappings = "{folder}"\n')
+    capsys.readouterr()
+
+    assert run(["check", "--online", "--config", str(config)]) == EXIT_USAGE
+
+    where = f"mappings/lifecycle.toml [stages.{stages + 1}]"
+    assert capsys.readouterr().err.splitlines() == [
+        f'{where} hubspot: HubSpot contact property "lifecyclestage" has no option '
+        '"1007284532". Add the stage in HubSpot (Settings > Objects > Contacts > Lifecycle '
+        "stage), or give its internal value.",
+        *(f'{where} salesforce: Salesforce {obj}.Lifecycle_Stage__c has no picklist value '
+          '"Advocate". Add it in Setup (Object Manager > the object > Lifecycle Stage), or name '
+          "an existing value." for obj in ("Lead", "Contact")),
+    ]
