@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -33,18 +34,32 @@ from syncd.errors import ConfigError
 
 DEFAULT_CONFIG = "config.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+# Nine digits are more than any sane duration and keep int() far from its digit limit.
+_DURATION = re.compile(r"^\s*(\d{1,9})\s*(s|m|h|d)\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Past a week, a lookback re-reads more history on every pass than `run --once --since` would
 # once, and an interval leaves the CRMs unsynced for longer than anyone waits.
 _LONGEST = 7 * 86400
+# A value is shown to say which one is wrong, not to echo a pasted file back.
+_SHOWN = 40
+# Far above any config; keeps `--config /dev/zero`-like mistakes from eating the memory.
+_LARGEST_CONFIG = 1 << 20
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
+
+
+def _shown(text: str) -> str:
+    """`text` quoted on one line, cut after 40 characters."""
+    return quoted(_cut(text))
 
 
 def parse_duration(text: str) -> int:
     """Seconds in a duration such as `"90s"`, `"10m"`, `"2h"` or `"1d"`."""
     found = _DURATION.match(text)
     if not found:
-        raise ValueError(f'expected a duration such as "10m", "90s" or "2h", got {quoted(text)}')
+        raise ValueError(f'expected a duration such as "10m", "90s" or "2h", got {_shown(text)}')
     return int(found.group(1)) * _SECONDS[found.group(2)]
 
 
@@ -95,7 +110,7 @@ class SalesforceSettings(_Section):
     @classmethod
     def _version(cls, value: str) -> str:
         if not re.fullmatch(r"\d{2}\.0", value):
-            raise ValueError(f'expected a REST API version such as "59.0", got {quoted(value)}')
+            raise ValueError(f'expected a REST API version such as "59.0", got {_shown(value)}')
         return value
 
 
@@ -110,7 +125,7 @@ class SyncSettings(_Section):
     def _duration(cls, value: str) -> str:
         if parse_duration(value) > _LONGEST:
             raise ValueError(
-                f"must be at most 7d, got {quoted(value)}; to re-read older history once, "
+                f"must be at most 7d, got {_shown(value)}; to re-read older history once, "
                 "run `syncd run --once --since ISO-DATE`"
             )
         return value
@@ -121,17 +136,17 @@ class SyncSettings(_Section):
         # A zero interval would start the next pass the instant one ends: a busy loop on the
         # CRMs' allowance, never what an admin means.
         if value is not None and parse_duration(value) <= 0:
-            raise ValueError(f'expected a period longer than 0s such as "5m", got {quoted(value)}')
+            raise ValueError(f'expected a period longer than 0s such as "5m", got {_shown(value)}')
         if value is not None and parse_duration(value) > _LONGEST:
-            raise ValueError(f"must be at most 7d, got {quoted(value)}")
+            raise ValueError(f"must be at most 7d, got {_shown(value)}")
         return value
 
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         problem = None if value is None else cron_problem(value, datetime.now(UTC))
-        if problem:
-            raise ValueError(problem)
+        if problem and value is not None:
+            raise ValueError(problem.replace(quoted(value), _shown(value)))
         return value
 
     @property
@@ -196,13 +211,15 @@ _CREDENTIALS = {
 
 def _checked_url(value: str) -> str:
     if not re.match(r"^https://[^\s/]+", value) or re.search(r"\s", value):
-        raise ValueError(f"expected an https:// URL, got {quoted(value)}")
+        raise ValueError(f"expected an https:// URL, got {_shown(value)}")
     try:
-        urlsplit(value).port  # noqa: B018 - raises on a port that is not 0-65535
+        port = urlsplit(value).port  # raises on a port that is not 0-65535
     except ValueError:
+        port = 0  # nothing can be reached on port 0 either
+    if port == 0:
         raise ValueError(
-            f"expected an https:// URL with a port from 1 to 65535, got {quoted(value)}"
-        ) from None
+            f"expected an https:// URL with a port from 1 to 65535, got {_shown(value)}"
+        )
     return value.rstrip("/")
 
 
@@ -222,50 +239,66 @@ def load_settings(
 ) -> Settings:
     """Read, resolve and validate the config file; raise ConfigError listing every problem."""
     env = os.environ if environ is None else environ
-    raw = _read_toml(path)
+    file = escaped(str(path))  # the config file as every problem line names it
+    raw = _read_toml(path, file)
     problems: list[str] = []
     unset: dict[tuple[str, str], str] = {}
-    sections = _structure(raw, path, env, problems, unset)
+    sections = _structure(raw, file, env, problems, unset)
     origins = _apply_overrides(sections, env, problems)
     for section, key in origins:
         unset.pop((section, key), None)
     problems.extend(unset.values())
     reported = set(unset)
-    _trim_credentials(sections, path, problems, origins)
-    _resolve_paths(sections, path.parent, path, problems, origins, reported)
-    settings = _validate(sections, path, problems, origins)
+    _trim_credentials(sections, file, problems, origins)
+    _resolve_paths(sections, path.parent, file, problems, origins, reported)
+    settings = _validate(sections, path, file, problems, origins)
     if settings is not None and require_credentials:
-        problems.extend(_missing_credentials(settings, env, path, reported))
+        problems.extend(_missing_credentials(settings, env, file, reported))
     if problems or settings is None:
         raise ConfigError(problems)
     return settings
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_toml(path: Path, file: str) -> dict[str, Any]:
     try:
+        data = _read_config(path, file)
         # utf-8-sig: editors on Windows may start the file with a byte-order mark.
-        text = path.read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(
-            [f"{path}: file not found. Copy config.example.toml there, or pass --config PATH."]
+            [f"{file}: file not found. Copy config.example.toml there, or pass --config PATH."]
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot be read ({exc})."]) from None
+        raise ConfigError([f"{file}: cannot be read ({escaped(str(exc))})."]) from None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}. Fix the syntax there."]) from None
+        raise ConfigError([f"{file}: not valid TOML: {exc}. Fix the syntax there."]) from None
     except RecursionError:
-        raise ConfigError([f"{path}: not valid TOML: nested too deeply (lists or tables inside "
+        raise ConfigError([f"{file}: not valid TOML: nested too deeply (lists or tables inside "
                            "one another); flatten the value."]) from None
     except ValueError:  # tomllib turning a whole number past Python's digit limit into an int
-        raise ConfigError([f"{path}: not valid TOML: a number too long to read; shorten it."]
+        raise ConfigError([f"{file}: not valid TOML: a number too long to read; shorten it."]
                           ) from None
+
+
+def _read_config(path: Path, file: str) -> bytes:
+    """The file's bytes, refused before reading when it is a FIFO or a device (which would
+    hang or never end) and when it is far larger than any config. A folder fails at open."""
+    kind = path.stat().st_mode
+    if not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        raise ConfigError([f"{file} is not a regular file; pass the config file itself."])
+    with path.open("rb") as opened:
+        data = opened.read(_LARGEST_CONFIG + 1)
+    if len(data) > _LARGEST_CONFIG:
+        raise ConfigError([f"{file}: larger than 1 MiB, so not a config file; pass the config "
+                           "file itself."])
+    return data
 
 
 def _structure(
     raw: dict[str, Any],
-    path: Path,
+    file: str,
     env: Mapping[str, str],
     problems: list[str],
     unset: dict[tuple[str, str], str],
@@ -276,17 +309,17 @@ def _structure(
     for name, body in raw.items():
         if name not in _SECTIONS:
             problems.append(
-                f"{path}: unknown section [{escaped(name)}].{_suggest(name, _SECTIONS)}"
+                f"{file}: unknown section [{escaped(name)}].{_suggest(name, _SECTIONS)}"
             )
         elif not isinstance(body, dict):
-            problems.append(f"{path}: [{name}] must be a table (a [{name}] header), got a value.")
+            problems.append(f"{file}: [{name}] must be a table (a [{name}] header), got a value.")
         else:
             for key, value in body.items():
                 mistyped = _literal_type_problem(_SECTIONS[name], key, value)
                 if mistyped:
-                    problems.append(f"{path} [{name}] {key}: {mistyped}")
+                    problems.append(f"{file} [{name}] {key}: {mistyped}")
                     continue
-                sections[name][key] = _interpolate(value, (name, key), path, env, unset)
+                sections[name][key] = _interpolate(value, (name, key), file, env, unset)
     return sections
 
 
@@ -314,10 +347,10 @@ def _literal_type_problem(model: type[_Section], key: str, value: Any) -> str | 
     if isinstance(value, str):
         unquoted = _parses_as(value, field.annotation)
         hint = " Write it without quotes." if unquoted else ""
-        return f"expected {word}, got the text {quoted(value)}.{hint}"
+        return f"expected {word}, got the text {_shown(value)}.{hint}"
     if isinstance(value, (dict, list)):
         return f"expected {word}, got a {'table' if isinstance(value, dict) else 'list'}."
-    shown = str(value).lower() if isinstance(value, bool) else str(value)
+    shown = str(value).lower() if isinstance(value, bool) else _cut(str(value))
     return f"expected {word}, got {shown}."
 
 
@@ -333,7 +366,7 @@ def _parses_as(text: str, kind: Any) -> bool:
 def _interpolate(
     value: Any,
     where: tuple[str, str],
-    path: Path,
+    file: str,
     env: Mapping[str, str],
     unset: dict[tuple[str, str], str],
 ) -> Any:
@@ -344,7 +377,7 @@ def _interpolate(
         name = found.group(1)
         if name not in env:
             unset[where] = (
-                f"{path} [{where[0]}] {where[1]}: environment variable {name} is not set. "
+                f"{file} [{where[0]}] {where[1]}: environment variable {name} is not set. "
                 f"Set it, or set SYNCD_{where[0].upper()}__{where[1].upper()}."
             )
             return ""
@@ -360,25 +393,23 @@ def _apply_overrides(
     with where its value came from, so that a bad value is reported there and not in a file
     that never held it."""
     applied: dict[tuple[str, str], str] = {}
-    secrets_dir = Path(env.get("SYNCD_SECRETS_DIR", "/run/secrets"))
-    for section, model in _SECTIONS.items():
-        for key in model.model_fields:
-            secret = secrets_dir / f"syncd_{section}_{key}"
-            if secret.is_file():
-                try:
-                    sections[section][key] = secret.read_text(encoding="utf-8-sig").strip()
-                except (OSError, UnicodeDecodeError) as exc:
-                    # The error names the file and the reason, never the bytes it holds.
-                    reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-                    problems.append(f"secrets file {secret}: cannot be read ({reason}).")
-                applied[section, key] = f"secrets file {secret}"
+    for (section, key), secret in _secret_files(env, problems).items():
+        try:
+            text = secret.read_text(encoding="utf-8-sig")
+            # A password keeps its spaces, as it does from any source (`_trim_credentials`).
+            sections[section][key] = text.strip(PASSWORD_TRIM if key == "password" else None)
+        except (OSError, UnicodeDecodeError) as exc:
+            # The error names the file and the reason, never the bytes it holds.
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(f"secrets file {escaped(str(secret))}: cannot be read ({reason}).")
+        applied[section, key] = f"secrets file {escaped(str(secret))}"
     for name, value in env.items():
         if not name.startswith("SYNCD_") or "__" not in name:
             continue
         section, _, key = name[len("SYNCD_") :].lower().partition("__")
         if section in _SECTIONS and key in _SECTIONS[section].model_fields:
             sections[section][key] = value
-            applied[section, key] = f"environment {name}"
+            applied[section, key] = f"environment {escaped(name)}"
         elif not section or not key:
             problems.append(
                 f"environment {escaped(name)}: not a config key. Name it SYNCD_<SECTION>__<KEY>, "
@@ -386,20 +417,39 @@ def _apply_overrides(
             )
         else:
             problems.append(
-                f"environment {name}: no key [{section}] {key} in the config."
-                f"{_suggest(key, _SECTIONS.get(section, Settings).model_fields)}"
+                f"environment {escaped(name)}: no key [{escaped(section)}] {escaped(key)} in the "
+                f"config.{_suggest(key, _SECTIONS.get(section, Settings).model_fields)}"
             )
     return applied
 
 
-def _place(path: Path, section: str, key: str, origins: Mapping[tuple[str, str], str]) -> str:
+def _secret_files(env: Mapping[str, str], problems: list[str]) -> dict[tuple[str, str], Path]:
+    """The secrets files present, by key. An absent folder holds none (the default
+    /run/secrets mostly is); one that cannot be entered is said once, not as a crash."""
+    folder = Path(env.get("SYNCD_SECRETS_DIR", "/run/secrets"))
+    found: dict[tuple[str, str], Path] = {}
+    try:
+        for section, model in _SECTIONS.items():
+            for key in model.model_fields:
+                secret = folder / f"syncd_{section}_{key}"
+                if secret.is_file():
+                    found[section, key] = secret
+    except OSError as exc:
+        problems.append(
+            f"secrets folder {escaped(str(folder))} cannot be read ({exc.strerror}); let the "
+            "user syncd runs as read it, or set SYNCD_SECRETS_DIR."
+        )
+    return found
+
+
+def _place(file: str, section: str, key: str, origins: Mapping[tuple[str, str], str]) -> str:
     """Where a key's value was written: the override that set it, else the file's section."""
-    return origins.get((section, key)) or f"{path} [{section}] {key}"
+    return origins.get((section, key)) or f"{file} [{section}] {key}"
 
 
 def _trim_credentials(
     sections: dict[str, dict[str, Any]],
-    path: Path,
+    file: str,
     problems: list[str],
     origins: Mapping[tuple[str, str], str],
 ) -> None:
@@ -413,13 +463,13 @@ def _trim_credentials(
                 body[key] = body[key].strip(PASSWORD_TRIM if password else CREDENTIAL_TRIM)
                 problem = credential_problem(body[key], password=password)
                 if problem:
-                    problems.append(f"{_place(path, section, key, origins)}: {problem}")
+                    problems.append(f"{_place(file, section, key, origins)}: {problem}")
 
 
 def _resolve_paths(
     sections: dict[str, dict[str, Any]],
     folder: Path,
-    path: Path,
+    file: str,
     problems: list[str],
     origins: Mapping[tuple[str, str], str],
     reported: set[tuple[str, str]],
@@ -435,18 +485,25 @@ def _resolve_paths(
         problem = _path_value_problem(key, value)
         if problem:
             sections[section].pop(key)
-            problems.append(f"{_place(path, section, key, origins)}: {problem}")
+            problems.append(f"{_place(file, section, key, origins)}: {problem}")
             continue
         if not isinstance(value, str):
             continue
         if not value:
             sections[section][key] = None
             continue
-        resolved = Path(value) if Path(value).is_absolute() else folder / value
+        try:
+            written = Path(value).expanduser()  # "~/syncd.db" means the home folder's
+        except RuntimeError:  # "~nobody-here/x", or no home folder to be found
+            sections[section].pop(key)
+            problems.append(f"{_place(file, section, key, origins)}: {_shown(value)} starts "
+                            "with a ~ that names no home folder. Give the full path.")
+            continue
+        resolved = written if written.is_absolute() else folder / written
         sections[section][key] = resolved
         problem = path_problem(section, key, resolved)
         if problem:
-            problems.append(f"{_place(path, section, key, origins)}: {problem}")
+            problems.append(f"{_place(file, section, key, origins)}: {problem}")
 
 
 def _path_value_problem(key: str, value: Any) -> str | None:
@@ -456,17 +513,18 @@ def _path_value_problem(key: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         kind = {dict: "a table", list: "a list", bool: str(value).lower()}.get(type(value))
-        return f"expected {_PATH_EXAMPLES[key]}, got {kind or value}."
+        return f"expected {_PATH_EXAMPLES[key]}, got {kind or _cut(str(value))}."
     if not value and key == "path":
         return f"empty. Give {_PATH_EXAMPLES[key]}, or leave it out for the default."
     if escaped(value) != value:
-        return f"{quoted(value)} contains a control character. Remove it from the path."
+        return f"{_shown(value)} contains a control character. Remove it from the path."
     return None
 
 
 def _validate(
     sections: dict[str, dict[str, Any]],
     path: Path,
+    file: str,
     problems: list[str],
     origins: Mapping[tuple[str, str], str],
 ) -> Settings | None:
@@ -475,12 +533,12 @@ def _validate(
         try:
             built[name] = model.model_validate(sections[name])
         except ValidationError as exc:
-            problems.extend(_describe(exc, name, model, path, origins))
+            problems.extend(_describe(exc, name, model, file, origins))
     if len(built) < len(_SECTIONS):
         return None
     sync = built["sync"]
     if sync.schedule and sync.interval:
-        problems.append(f"{path} [sync]: give schedule (cron) or interval, not both.")
+        problems.append(f"{file} [sync]: give schedule (cron) or interval, not both.")
         return None
     return Settings(source=path, **built)
 
@@ -489,7 +547,7 @@ def _describe(
     exc: ValidationError,
     section: str,
     model: type[_Section],
-    path: Path,
+    file: str,
     origins: Mapping[tuple[str, str], str],
 ) -> list[str]:
     lines = []
@@ -497,16 +555,16 @@ def _describe(
         key = ".".join(str(part) for part in error["loc"]) or "?"
         if error["type"] == "extra_forbidden":
             hint = _suggest(key, model.model_fields)
-            lines.append(f"{path} [{section}] {escaped(key)}: unknown key.{hint}")
+            lines.append(f"{file} [{section}] {escaped(key)}: unknown key.{hint}")
             continue
         message = _plain(error["type"], error.get("ctx") or {}) or str(error["msg"])
         message = message.removeprefix("Value error, ")
         seen = error.get("input")
         secret = isinstance(seen, (dict, list, SecretStr)) or key in _SECRET_KEYS
-        echoed = seen is None or secret or quoted(str(seen)) in message
-        written = quoted(seen) if isinstance(seen, str) else escaped(str(seen))
+        echoed = seen is None or secret or _shown(str(seen)) in message
+        written = _shown(seen) if isinstance(seen, str) else escaped(_cut(str(seen)))
         shown = "" if echoed else f" (got {written})"
-        place = _place(path, section, str(error["loc"][0]) if error["loc"] else key, origins)
+        place = _place(file, section, str(error["loc"][0]) if error["loc"] else key, origins)
         lines.append(f"{place}: {message}{shown}.")
     return lines
 
@@ -533,9 +591,9 @@ def _plain(kind: str, ctx: Mapping[str, Any]) -> str | None:
 
 
 def _missing_credentials(
-    settings: Settings, env: Mapping[str, str], path: Path, reported: set[tuple[str, str]]
+    settings: Settings, env: Mapping[str, str], file: str, reported: set[tuple[str, str]]
 ) -> list[str]:
-    secrets_dir = env.get("SYNCD_SECRETS_DIR", "/run/secrets")
+    secrets_dir = escaped(env.get("SYNCD_SECRETS_DIR", "/run/secrets"))
     wanted = [("hubspot", "access_token")]
     wanted += [("salesforce", key) for key in _CREDENTIALS[settings.salesforce.auth]]
     problems = []
@@ -546,7 +604,7 @@ def _missing_credentials(
         if not value and (section, key) not in reported:
             problems.append(
                 f"Missing {section}.{key}. Looked in: env SYNCD_{section.upper()}__{key.upper()}, "
-                f"{secrets_dir}/syncd_{section}_{key}, {path} [{section}]."
+                f"{secrets_dir}/syncd_{section}_{key}, {file} [{section}]."
             )
     return problems
 

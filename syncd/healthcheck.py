@@ -19,25 +19,45 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from syncd.config_checks import escaped, quoted
+
 DEFAULT_PORT = 9464
 TIMEOUT = 5.0
+_LARGEST_CONFIG = 1 << 20  # as `syncd.config` reads it
 
 
 def port(environ: Mapping[str, str]) -> int:
-    """The daemon's port, looked up as the daemon's own config loader would find it."""
-    text = environ.get("SYNCD_SERVER__PORT") or _config_port(environ)
+    """The daemon's port, looked up as the daemon's own config loader would find it; a
+    ValueError naming where it was set when it is not a port the probe can reach."""
+    path = environ.get("SYNCD_CONFIG", "config.toml")
+    text, where = environ.get("SYNCD_SERVER__PORT"), "environment SYNCD_SERVER__PORT"
+    if not text:
+        text, where = _config_port(Path(path), environ), f"{escaped(path)} [server] port"
     if text is None or text == "":
         return DEFAULT_PORT
-    return int(text)
+    # Six digits at most: a longer number is no port, and int() of thousands of digits fails.
+    number = int(text) if re.fullmatch(r"\s*[+]?\d{1,6}\s*", text) else -1
+    if number == 0:
+        raise ValueError(f"{where}: 0 lets the daemon take any free port, which this probe "
+                         "cannot find; set a fixed port")
+    if not 1 <= number <= 65535:
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        raise ValueError(f"{where}: expected a port from 1 to 65535, got {quoted(shown)}")
+    return number
 
 
-def _config_port(environ: Mapping[str, str]) -> str | None:
-    path = Path(environ.get("SYNCD_CONFIG", "config.toml"))
+def _config_port(path: Path, environ: Mapping[str, str]) -> str | None:
     try:
         # As the config is read (`syncd.config`): a byte-order mark allowed. Whatever else is
-        # wrong with it (syntax, nesting, `server` not a table), the daemon says; here the
-        # default port stands.
-        server = tomllib.loads(path.read_text(encoding="utf-8-sig")).get("server")
+        # wrong with it (syntax, nesting, `server` not a table, a FIFO or device rather than a
+        # file, a size no config has), the daemon says; here the default port stands.
+        if not path.is_file():
+            return None
+        with path.open("rb") as opened:
+            data = opened.read(_LARGEST_CONFIG + 1)
+        if len(data) > _LARGEST_CONFIG:
+            return None
+        server = tomllib.loads(data.decode("utf-8-sig")).get("server")
     except (OSError, ValueError, RecursionError):  # TOMLDecodeError is a ValueError
         return None
     value = server.get("port") if isinstance(server, dict) else None
@@ -67,7 +87,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     try:
         url = f"http://127.0.0.1:{port(environ)}/healthz"
     except ValueError as exc:
-        print(f"syncd healthcheck: the port is not a number ({exc})", file=sys.stderr)
+        print(f"syncd healthcheck: {exc}", file=sys.stderr)
         return 1
     healthy, line = check(url)
     print(" ".join(line.split()), file=sys.stdout if healthy else sys.stderr)

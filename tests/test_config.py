@@ -3,6 +3,7 @@ name the file and key, every one at once."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tomllib
 from datetime import UTC, datetime
@@ -219,15 +220,16 @@ BAD_VALUES = {
         "character" + CREDENTIAL),
     "lookback_overflow": (
         MINIMAL + '[sync]\nlookback = "99999999999999999999h"\n', {},
-        '{config} [sync] lookback: must be at most 7d, got "99999999999999999999h"; to re-read '
-        "older history once, run `syncd run --once --since ISO-DATE`."),
+        '{config} [sync] lookback: expected a duration such as "10m", "90s" or "2h", got '
+        '"99999999999999999999h".'),
     "lookback_overflow_in_the_environment": (
         MINIMAL, {"SYNCD_SYNC__LOOKBACK": "8d"},
         'environment SYNCD_SYNC__LOOKBACK: must be at most 7d, got "8d"; to re-read older '
         "history once, run `syncd run --once --since ISO-DATE`."),
     "interval_overflow": (
         MINIMAL + '[sync]\ninterval = "99999999999999999999d"\n', {},
-        '{config} [sync] interval: must be at most 7d, got "99999999999999999999d".'),
+        '{config} [sync] interval: expected a duration such as "10m", "90s" or "2h", got '
+        '"99999999999999999999d".'),
     "store_path_nul": (
         MINIMAL + '[store]\npath = "s\\u0000.db"\n', {},
         '{config} [store] path: "s\\u0000.db" contains a control character. Remove it from the '
@@ -284,6 +286,29 @@ BAD_VALUES = {
         "x = " + "[" * 5000 + "]" * 5000 + "\n", {},
         "{config}: not valid TOML: nested too deeply (lists or tables inside one another); "
         "flatten the value."),
+    "lookback_of_5000_digits": (
+        MINIMAL + f'[sync]\nlookback = "{"9" * 5000}m"\n', {},
+        '{config} [sync] lookback: expected a duration such as "10m", "90s" or "2h", got '
+        f'"{"9" * 40}…".'),
+    "lookback_of_5000_digits_in_the_environment": (
+        MINIMAL, {"SYNCD_SYNC__LOOKBACK": "9" * 5000 + "m"},
+        'environment SYNCD_SYNC__LOOKBACK: expected a duration such as "10m", "90s" or "2h", '
+        f'got "{"9" * 40}…".'),
+    "base_url_port_zero": (
+        MINIMAL.replace("[hubspot]", '[hubspot]\nbase_url = "https://127.0.0.1:0"'), {},
+        "{config} [hubspot] base_url: expected an https:// URL with a port from 1 to 65535, "
+        'got "https://127.0.0.1:0".'),
+    "environment_name_with_a_line_break": (
+        MINIMAL, {"SYNCD_HUB\nSPOT__X": "1"},
+        "environment SYNCD_HUB\\nSPOT__X: no key [hub\\nspot] x in the config."),
+    "secrets_folder_with_a_line_break": (
+        '[salesforce]\naccess_token = "t0k3n"\n', {"SYNCD_SECRETS_DIR": "/no\nwhere"},
+        "Missing hubspot.access_token. Looked in: env SYNCD_HUBSPOT__ACCESS_TOKEN, "
+        "/no\\nwhere/syncd_hubspot_access_token, {config} [hubspot]."),
+    "store_path_under_no_home_folder": (
+        MINIMAL + '[store]\npath = "~no-such-user-here/syncd.db"\n', {},
+        '{config} [store] path: "~no-such-user-here/syncd.db" starts with a ~ that names no '
+        "home folder. Give the full path."),
     "schedule_that_never_fires": (
         MINIMAL + '[sync]\nschedule = "0 0 30 2 *"\n', {},
         '{config} [sync] schedule: "0 0 30 2 *" never fires: no date within a year matches its '
@@ -354,3 +379,71 @@ def test_a_password_keeps_its_spaces_and_letters_and_loses_only_a_trailing_newli
     assert line.endswith("[salesforce] password: contains a line break or other control "
                          "character. Check the value where it is set.")
     assert "two" not in line
+
+
+def test_a_password_from_a_secrets_file_keeps_its_spaces_other_secrets_do_not(
+    tmp_path: Path,
+) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "syncd_salesforce_password").write_bytes("\ufeff  pass word  \r\n".encode())
+    (secrets / "syncd_salesforce_client_secret").write_text(" s3cr3t \n")
+    path = write(tmp_path, '[hubspot]\naccess_token = "pat-na1-abc"\n[salesforce]\n'
+                 'auth = "password"\nclient_id = "3MVG9"\nusername = "ops@example.com"\n')
+    settings = load_settings(path, environ={"SYNCD_SECRETS_DIR": str(secrets)})
+    assert settings.salesforce.password is not None
+    assert settings.salesforce.password.get_secret_value() == "  pass word  "
+    assert settings.salesforce.client_secret is not None
+    assert settings.salesforce.client_secret.get_secret_value() == "s3cr3t"
+
+
+def test_a_secrets_folder_that_cannot_be_entered_is_one_line_naming_it(tmp_path: Path) -> None:
+    # As root no folder is shut, so a name too long to open stands in for "Permission denied".
+    folder = tmp_path / ("s" * 256)
+    path = write(tmp_path, MINIMAL)
+    assert problems_of(path, {"SYNCD_SECRETS_DIR": str(folder)}) == [
+        f"secrets folder {folder} cannot be read (File name too long); let the user syncd runs "
+        "as read it, or set SYNCD_SECRETS_DIR."
+    ]
+
+
+def test_a_config_path_with_a_line_break_is_shown_on_one_line(tmp_path: Path) -> None:
+    (missing,) = problems_of(tmp_path / "no\nsuch.toml")
+    assert missing == (f"{tmp_path}/no\\nsuch.toml: file not found. Copy config.example.toml "
+                       "there, or pass --config PATH.")
+    path = write(tmp_path, MINIMAL + "[server]\nprot = 1\n", "con\nfig.toml")
+    assert problems_of(path) == [f'{tmp_path}/con\\nfig.toml [server] prot: unknown key. '
+                                 'Did you mean "port"?']
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "symlink_to_a_device"])
+def test_a_config_that_is_not_a_regular_file_is_refused_before_it_is_read(
+    kind: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "config.toml"
+    if kind == "fifo":
+        os.mkfifo(path)  # reading it would wait for a writer forever
+    elif kind == "device":
+        path = Path("/dev/zero")  # reading it would never end
+    else:
+        path.symlink_to("/dev/zero")
+    assert problems_of(path) == [f"{path} is not a regular file; pass the config file itself."]
+
+
+def test_a_config_past_1_mib_is_refused_unread(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL + "#" * (1 << 20) + "\n")
+    assert problems_of(path) == [
+        f"{path}: larger than 1 MiB, so not a config file; pass the config file itself."
+    ]
+
+
+def test_a_path_key_starting_with_a_tilde_is_under_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    path = write(tmp_path, MINIMAL + '[store]\npath = "~/syncd.db"\n')
+    settings = load_settings(path, environ={"SYNCD_SECRETS_DIR": "/nonexistent",
+                                            "SYNCD_SYNC__MAPPINGS": "~"})
+    assert settings.store.path == tmp_path / "home" / "syncd.db"
+    assert settings.sync.mappings == tmp_path / "home"

@@ -190,3 +190,44 @@ def test_healthcheck_port_survives_an_odd_config(tmp_path: Path, text: str, expe
     config = tmp_path / "config.toml"
     config.write_text(text, encoding="utf-8")
     assert port({"SYNCD_CONFIG": str(config)}) == expected
+
+
+@pytest.mark.parametrize(
+    "environ,config,expected",
+    [
+        ({"SYNCD_SERVER__PORT": "99999999999999999999"}, None,
+         'environment SYNCD_SERVER__PORT: expected a port from 1 to 65535, '
+         'got "99999999999999999999"'),
+        ({"SYNCD_SERVER__PORT": "9" * 5000}, None,
+         f'environment SYNCD_SERVER__PORT: expected a port from 1 to 65535, got "{"9" * 40}…"'),
+        ({"SYNCD_SERVER__PORT": "abc"}, None,
+         'environment SYNCD_SERVER__PORT: expected a port from 1 to 65535, got "abc"'),
+        ({}, "[server]\nport = 99999999999999999999\n",
+         '{config} [server] port: expected a port from 1 to 65535, got "99999999999999999999"'),
+        ({"P": "70000"}, '[server]\nport = "${P}"\n',
+         '{config} [server] port: expected a port from 1 to 65535, got "70000"'),
+        ({"SYNCD_SERVER__PORT": "0"}, None,
+         "environment SYNCD_SERVER__PORT: 0 lets the daemon take any free port, which this "
+         "probe cannot find; set a fixed port"),
+    ],
+    ids=["env_overflow", "env_5000_digits", "env_not_a_number", "config_overflow",
+         "config_variable_past_65535", "port_zero"],
+)
+def test_healthcheck_with_a_port_it_cannot_probe_is_one_line_naming_it_exit_1(
+    tmp_path: Path, environ: dict[str, str], config: str | None, expected: str
+) -> None:
+    path = tmp_path / "config.toml"
+    if config is not None:
+        path.write_text(config)
+    done = healthcheck({"SYNCD_CONFIG": str(path), **environ}, tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == f"syncd healthcheck: {expected.replace('{config}', str(path))}\n"
+
+
+def test_healthcheck_takes_the_default_port_when_the_config_is_a_fifo(tmp_path: Path) -> None:
+    from syncd.healthcheck import DEFAULT_PORT, port
+
+    fifo = tmp_path / "config.toml"
+    os.mkfifo(fifo)  # read, it would hang the probe until Docker's timeout
+    assert port({"SYNCD_CONFIG": str(fifo)}) == DEFAULT_PORT
+    assert port({"SYNCD_CONFIG": "/dev/zero"}) == DEFAULT_PORT
