@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import stat
 from datetime import UTC, datetime, timedelta, timezone
@@ -81,19 +82,20 @@ def test_a_store_from_a_newer_syncd_is_refused(tmp_path: Path) -> None:
         Store(tmp_path / "s.db")
 
 
-def test_a_store_missing_a_table_is_refused_with_the_table_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("DROP TABLE outbox", "table outbox"),
+        ("ALTER TABLE outbox DROP COLUMN attempts", "column outbox.attempts"),
+    ],
+)
+def test_a_store_missing_a_table_or_column_is_refused_naming_it(
+    tmp_path: Path, damage: str, named: str
+) -> None:
     Store(tmp_path / "s.db").close()
     with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute("DROP TABLE outbox")
-    with pytest.raises(StoreError, match=r"table outbox is missing, so the file is damaged\."):
-        Store(tmp_path / "s.db")
-
-
-def test_a_store_missing_a_column_is_refused_with_the_column_named(tmp_path: Path) -> None:
-    Store(tmp_path / "s.db").close()
-    with sqlite3.connect(tmp_path / "s.db") as conn:
-        conn.execute("ALTER TABLE outbox DROP COLUMN attempts")
-    with pytest.raises(StoreError, match=r"column outbox\.attempts is missing, so the file is"):
+        conn.execute(damage)
+    with pytest.raises(StoreError, match=re.escape(f"{named} is missing, so the file is damaged.")):
         Store(tmp_path / "s.db")
 
 
