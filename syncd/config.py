@@ -26,6 +26,7 @@ from syncd.config_checks import (
     PASSWORD_TRIM,
     credential_problem,
     cron_problem,
+    cut,
     escaped,
     path_problem,
     quoted,
@@ -40,19 +41,14 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Past a week, a lookback re-reads more history on every pass than `run --once --since` would
 # once, and an interval leaves the CRMs unsynced for longer than anyone waits.
 _LONGEST = 7 * 86400
-# A value is shown to say which one is wrong, not to echo a pasted file back.
-_SHOWN = 40
 # Far above any config; keeps `--config /dev/zero`-like mistakes from eating the memory.
 _LARGEST_CONFIG = 1 << 20
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= _SHOWN else text[:_SHOWN] + "…"
-
-
 def _shown(text: str) -> str:
-    """`text` quoted on one line, cut after 40 characters."""
-    return quoted(_cut(text))
+    """`text` quoted on one line, cut after 40 characters: shown to say which value is wrong,
+    not to echo a pasted file back."""
+    return quoted(cut(text))
 
 
 def parse_duration(text: str) -> int:
@@ -350,7 +346,7 @@ def _literal_type_problem(model: type[_Section], key: str, value: Any) -> str | 
         return f"expected {word}, got the text {_shown(value)}.{hint}"
     if isinstance(value, (dict, list)):
         return f"expected {word}, got a {'table' if isinstance(value, dict) else 'list'}."
-    shown = str(value).lower() if isinstance(value, bool) else _cut(str(value))
+    shown = str(value).lower() if isinstance(value, bool) else cut(str(value))
     return f"expected {word}, got {shown}."
 
 
@@ -513,7 +509,7 @@ def _path_value_problem(key: str, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         kind = {dict: "a table", list: "a list", bool: str(value).lower()}.get(type(value))
-        return f"expected {_PATH_EXAMPLES[key]}, got {kind or _cut(str(value))}."
+        return f"expected {_PATH_EXAMPLES[key]}, got {kind or cut(str(value))}."
     if not value and key == "path":
         return f"empty. Give {_PATH_EXAMPLES[key]}, or leave it out for the default."
     if escaped(value) != value:
@@ -562,7 +558,7 @@ def _describe(
         seen = error.get("input")
         secret = isinstance(seen, (dict, list, SecretStr)) or key in _SECRET_KEYS
         echoed = seen is None or secret or _shown(str(seen)) in message
-        written = _shown(seen) if isinstance(seen, str) else escaped(_cut(str(seen)))
+        written = _shown(seen) if isinstance(seen, str) else escaped(cut(str(seen)))
         shown = "" if echoed else f" (got {written})"
         place = _place(file, section, str(error["loc"][0]) if error["loc"] else key, origins)
         lines.append(f"{place}: {message}{shown}.")

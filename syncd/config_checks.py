@@ -26,6 +26,15 @@ def escaped(text: str) -> str:
     return _CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], text)
 
 
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
+
+
+def cut(text: str, limit: int = 40) -> str:
+    """`text`, or its first `limit` characters and an ellipsis: a value shown in a problem."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def quoted(text: str) -> str:
     return f'"{escaped(text)}"'
 

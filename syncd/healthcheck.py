@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from syncd.config_checks import escaped, quoted
+from syncd.config_checks import cut, escaped, quoted
 
 DEFAULT_PORT = 9464
 TIMEOUT = 5.0
@@ -41,8 +41,7 @@ def port(environ: Mapping[str, str]) -> int:
         raise ValueError(f"{where}: 0 lets the daemon take any free port, which this probe "
                          "cannot find; set a fixed port")
     if not 1 <= number <= 65535:
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        raise ValueError(f"{where}: expected a port from 1 to 65535, got {quoted(shown)}")
+        raise ValueError(f"{where}: expected a port from 1 to 65535, got {quoted(cut(text))}")
     return number
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from syncd.config_checks import escaped, has_control_characters
+
 __all__ = [
     "DEFAULTS_FOLDER",
     "Report",
@@ -31,8 +33,6 @@ __all__ = [
 
 DEFAULTS_FOLDER = Path(__file__).parent / "default_mappings"
 MAX_FILE_BYTES = 2**20  # the shipped files are a few KiB
-# Characters that would end or garble a one-line report: C0 and C1 controls, line separators.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def suggestion(value: str, choices: Iterable[str], shape: str = '"{}"') -> str:
@@ -52,14 +52,6 @@ def display(path: Path) -> str:
     return f"{path.parent.resolve().name}/{path.name}"
 
 
-def has_control_characters(text: str) -> bool:
-    return _CONTROL.search(text) is not None
-
-
-def _one_line(text: str) -> str:
-    return _CONTROL.sub(lambda found: json.dumps(found.group())[1:-1], text)
-
-
 @dataclass
 class Report:
     """Problems of one file, each one line: `file [section] key: message`."""
@@ -69,7 +61,7 @@ class Report:
 
     def add(self, section: str | None, key: str | None, message: str) -> None:
         place = self.file + (f" [{section}]" if section else "") + (f" {key}" if key else "")
-        self.problems.append(_one_line(f"{place}: {message}"))
+        self.problems.append(escaped(f"{place}: {message}"))
 
 
 def mapping_path(folder: Path | None, name: str) -> Path:
