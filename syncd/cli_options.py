@@ -96,6 +96,11 @@ def to_file(out: Path | None) -> Path | None:
     return None if out is None or str(out) in STANDARD_OUTPUT else out
 
 
+def names_a_file(path: Path) -> bool:
+    """Whether a path given for a file ends in a file name (`""` reads as `.`)."""
+    return path.name not in ("", ".", "..")
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Written whole or not at all: a reader never opens half a file.
 
@@ -104,7 +109,7 @@ def write_atomically(path: Path, text: str) -> None:
     (a CSV of refused records locked to its owner stays so); one in a folder syncd may not
     write, but which it may, is written in place. A path that cannot be written is a
     `UsageError` naming it (exit 2), with nothing left behind."""
-    if path.name in ("", ".", ".."):
+    if not names_a_file(path):
         raise UsageError(f'"{path}": give a file name to write, such as report.html.')
     try:
         target = path.resolve() if path.is_symlink() else path

@@ -15,7 +15,7 @@ import click
 from rich.table import Table
 
 from syncd import registry
-from syncd.cli_options import common_options, write_atomically
+from syncd.cli_options import common_options, names_a_file, write_atomically
 from syncd.console import wide_console
 from syncd.errors import EXIT_OK, UsageError
 from syncd.log import configure
@@ -71,7 +71,7 @@ def sandbox(
     """Start both emulators seeded with a synthetic org, write a config pointing at them, and
     serve until interrupted (Ctrl-C or SIGTERM)."""
     configure(options["log_level"], options["log_format"])
-    if config_out.name in ("", ".", ".."):
+    if not names_a_file(config_out):
         raise UsageError('syncd sandbox: --config-out needs a file name, such as "sandbox.toml".')
     box, info = start_sandbox(
         scale=scale,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import stat
 import tomllib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -24,12 +23,16 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from syncd.config_checks import (
     CREDENTIAL_TRIM,
     PASSWORD_TRIM,
+    FileRefused,
+    UnparsableToml,
     credential_problem,
     cron_problem,
     cut,
     escaped,
+    parse_toml,
     path_problem,
     quoted,
+    read_small_file,
 )
 from syncd.errors import ConfigError
 
@@ -41,8 +44,6 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # Past a week, a lookback re-reads more history on every pass than `run --once --since` would
 # once, and an interval leaves the CRMs unsynced for longer than anyone waits.
 _LONGEST = 7 * 86400
-# Far above any config; keeps `--config /dev/zero`-like mistakes from eating the memory.
-_LARGEST_CONFIG = 1 << 20
 
 
 def _shown(text: str) -> str:
@@ -141,8 +142,8 @@ class SyncSettings(_Section):
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
         problem = None if value is None else cron_problem(value, datetime.now(UTC))
-        if problem and value is not None:
-            raise ValueError(problem.replace(quoted(value), _shown(value)))
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -257,39 +258,25 @@ def load_settings(
 
 def _read_toml(path: Path, file: str) -> dict[str, Any]:
     try:
-        data = _read_config(path, file)
         # utf-8-sig: editors on Windows may start the file with a byte-order mark.
-        text = data.decode("utf-8-sig")
+        text = read_small_file(path).decode("utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(
             [f"{file}: file not found. Copy config.example.toml there, or pass --config PATH."]
         ) from None
+    except FileRefused as exc:
+        raise ConfigError([
+            f"{file} is not a regular file; pass the config file itself." if exc.size is None
+            else f"{file}: larger than 1 MiB, so not a config file; pass the config file itself."
+        ]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{file}: cannot be read ({escaped(str(exc))})."]) from None
     try:
-        return tomllib.loads(text)
+        return parse_toml(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{file}: not valid TOML: {exc}. Fix the syntax there."]) from None
-    except RecursionError:
-        raise ConfigError([f"{file}: not valid TOML: nested too deeply (lists or tables inside "
-                           "one another); flatten the value."]) from None
-    except ValueError:  # tomllib turning a whole number past Python's digit limit into an int
-        raise ConfigError([f"{file}: not valid TOML: a number too long to read; shorten it."]
-                          ) from None
-
-
-def _read_config(path: Path, file: str) -> bytes:
-    """The file's bytes, refused before reading when it is a FIFO or a device (which would
-    hang or never end) and when it is far larger than any config. A folder fails at open."""
-    kind = path.stat().st_mode
-    if not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
-        raise ConfigError([f"{file} is not a regular file; pass the config file itself."])
-    with path.open("rb") as opened:
-        data = opened.read(_LARGEST_CONFIG + 1)
-    if len(data) > _LARGEST_CONFIG:
-        raise ConfigError([f"{file}: larger than 1 MiB, so not a config file; pass the config "
-                           "file itself."])
-    return data
+    except UnparsableToml as exc:
+        raise ConfigError([f"{file}: {exc}"]) from None
 
 
 def _structure(
@@ -352,8 +339,8 @@ def _literal_type_problem(model: type[_Section], key: str, value: Any) -> str | 
 
 def _parses_as(text: str, kind: Any) -> bool:
     try:
-        parsed = tomllib.loads(f"v = {text.strip()}")["v"]
-    except (tomllib.TOMLDecodeError, RecursionError, ValueError):
+        parsed = parse_toml(f"v = {text.strip()}")["v"]
+    except ValueError:  # TOMLDecodeError and UnparsableToml are ValueErrors
         return False
     kinds = _KINDS[kind][0]
     return isinstance(parsed, kinds) and (kind is bool or not isinstance(parsed, bool))

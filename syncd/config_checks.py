@@ -1,15 +1,20 @@
 """What a config value must hold beyond its type, checked when the config is loaded so that a
 run fails there (exit 2, one line) and not halfway through: credentials that go into HTTP
-headers, path keys and the files they name, and a cron schedule that fires."""
+headers, path keys and the files they name, and a cron schedule that fires. Also how the config
+and the mapping files are read (`read_small_file`, `parse_toml`) and how a value is shown in a
+problem line (`escaped`, `quoted`, `cut`). Standard library only: the healthcheck uses it."""
 
 from __future__ import annotations
 
 import json
 import re
 import ssl
+import stat
 import string
+import tomllib
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 # Characters that would end or garble a one-line problem, or hide in it: C0 and C1 controls,
 # line separators and the byte-order mark.
@@ -19,6 +24,52 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff]")
 CREDENTIAL_TRIM = string.whitespace + "\ufeff"
 PASSWORD_TRIM = "\r\n\ufeff"
 _YEAR = timedelta(days=366)
+# A config or mapping file is a few KiB: past this, it is surely the wrong file.
+LARGEST_FILE = 1 << 20
+
+
+class FileRefused(ValueError):
+    """A config or mapping file not read (`read_small_file`): a pipe or a device in its place
+    (`size` None), which would hang or never end, or a file larger than `LARGEST_FILE`."""
+
+    def __init__(self, size: int | None) -> None:
+        super().__init__("not a regular file" if size is None else f"{size:,} bytes")
+        self.size = size
+
+
+class UnparsableToml(ValueError):
+    """TOML that tomllib cannot turn into values although it is not a syntax error: nesting past
+    Python's recursion limit, or a whole number past its digit limit. The message is the line
+    to show after the file's name."""
+
+
+def read_small_file(path: Path) -> bytes:
+    """The bytes of a config or mapping file; `FileRefused` before reading what cannot be one,
+    and OSError as opening it raises (a folder, a missing file, permissions)."""
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        raise FileRefused(None)
+    with path.open("rb") as opened:
+        data = opened.read(LARGEST_FILE + 1)
+    if len(data) > LARGEST_FILE:
+        raise FileRefused(max(len(data), path.stat().st_size))
+    return data
+
+
+def parse_toml(text: str) -> dict[str, Any]:
+    """`tomllib.loads`, raising its TOMLDecodeError for syntax and `UnparsableToml` for the
+    rest, where tomllib itself would raise RecursionError or a bare ValueError."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        raise
+    except RecursionError:
+        raise UnparsableToml(
+            "not valid TOML: nested too deeply (lists or tables inside one another); flatten "
+            "the value."
+        ) from None
+    except ValueError:
+        raise UnparsableToml("not valid TOML: a number too long to read; shorten it.") from None
 
 
 def escaped(text: str) -> str:
@@ -125,15 +176,16 @@ def cron_problem(value: str, now: datetime) -> str | None:
     daemon idle after its first pass."""
     from syncd.cron import cron_trigger
 
+    shown = quoted(cut(value))
     try:
         trigger = cron_trigger(value)
     except ValueError as exc:
-        return f"{quoted(value)} is not a cron expression ({exc})"
+        return f"{shown} is not a cron expression ({escaped(cut(str(exc), 120))})"
     fire: datetime | None = trigger.get_next_fire_time(None, now)
     if fire is not None and fire - now <= _YEAR:
         return None
     when = "never fires" if fire is None else f"does not fire until {fire:%Y-%m-%d}"
     return (
-        f"{quoted(value)} {when}: no date within a year matches its day and month fields. "
+        f"{shown} {when}: no date within a year matches its day and month fields. "
         'Give a schedule such as "*/5 * * * *"'
     )

@@ -13,17 +13,15 @@ from __future__ import annotations
 import os
 import re
 import sys
-import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from syncd.config_checks import cut, escaped, quoted
+from syncd.config_checks import cut, escaped, parse_toml, quoted, read_small_file
 
 DEFAULT_PORT = 9464
 TIMEOUT = 5.0
-_LARGEST_CONFIG = 1 << 20  # as `syncd.config` reads it
 
 
 def port(environ: Mapping[str, str]) -> int:
@@ -50,14 +48,8 @@ def _config_port(path: Path, environ: Mapping[str, str]) -> str | None:
         # As the config is read (`syncd.config`): a byte-order mark allowed. Whatever else is
         # wrong with it (syntax, nesting, `server` not a table, a FIFO or device rather than a
         # file, a size no config has), the daemon says; here the default port stands.
-        if not path.is_file():
-            return None
-        with path.open("rb") as opened:
-            data = opened.read(_LARGEST_CONFIG + 1)
-        if len(data) > _LARGEST_CONFIG:
-            return None
-        server = tomllib.loads(data.decode("utf-8-sig")).get("server")
-    except (OSError, ValueError, RecursionError):  # TOMLDecodeError is a ValueError
+        server = parse_toml(read_small_file(path).decode("utf-8-sig")).get("server")
+    except (OSError, ValueError):  # FileRefused, TOMLDecodeError, UnparsableToml, decoding
         return None
     value = server.get("port") if isinstance(server, dict) else None
     if isinstance(value, str):

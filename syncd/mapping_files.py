@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from syncd.config_checks import escaped, has_control_characters
+from syncd.config_checks import (
+    LARGEST_FILE,
+    FileRefused,
+    UnparsableToml,
+    escaped,
+    has_control_characters,
+    parse_toml,
+    read_small_file,
+)
 
 __all__ = [
     "DEFAULTS_FOLDER",
@@ -32,7 +40,6 @@ __all__ = [
 ]
 
 DEFAULTS_FOLDER = Path(__file__).parent / "default_mappings"
-MAX_FILE_BYTES = 2**20  # the shipped files are a few KiB
 
 
 def suggestion(value: str, choices: Iterable[str], shape: str = '"{}"') -> str:
@@ -102,17 +109,18 @@ def read_document(path: Path, report: Report) -> dict[str, Any] | None:
     shared by every file in the mappings folder. A pipe or a device in a file's place would
     hang or fill memory: it is refused unread, as is a file too large to be a mapping."""
     try:
-        if path.exists() and not path.is_file() and not path.is_dir():
-            report.add(None, None, "not a regular file (a pipe or a device); put the mapping "
-                       "file itself there.")
-            return None
-        size = path.stat().st_size if path.is_file() else 0
-        if size > MAX_FILE_BYTES:
-            report.add(None, None, f"{size:,} bytes, too large for a mapping file (at most "
-                       f"{MAX_FILE_BYTES:,}); is it the right file?")
-            return None
         # Editors on Windows may start the file with a byte-order mark; TOML has no use for it.
-        text = path.read_text(encoding="utf-8").removeprefix("\ufeff")
+        text = read_small_file(path).decode("utf-8").removeprefix("\ufeff")
+    except FileRefused as refused:
+        report.add(
+            None,
+            None,
+            "not a regular file (a pipe or a device); put the mapping file itself there."
+            if refused.size is None
+            else f"{refused.size:,} bytes, too large for a mapping file (at most "
+            f"{LARGEST_FILE:,}); is it the right file?",
+        )
+        return None
     except UnicodeDecodeError as error:
         line = error.object[: error.start].count(b"\n") + 1
         report.add(None, None, f"not UTF-8 text (line {line}); save the file as UTF-8.")
@@ -121,18 +129,11 @@ def read_document(path: Path, report: Report) -> dict[str, Any] | None:
         report.add(None, None, f"cannot be read: {error.strerror}.")
         return None
     try:
-        return tomllib.loads(text)
+        return parse_toml(text)
     except tomllib.TOMLDecodeError as error:
         report.add(*_syntax_problem(text, str(error)))
-    except RecursionError:
-        report.add(
-            None,
-            None,
-            "not valid TOML: nested too deeply (lists or tables inside one another); "
-            "flatten the value.",
-        )
-    except ValueError:  # tomllib turning a whole number past Python's digit limit into an int
-        report.add(None, None, "not valid TOML: a number too long to read; shorten it.")
+    except UnparsableToml as error:
+        report.add(None, None, str(error))
     return None
 
 

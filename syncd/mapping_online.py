@@ -379,6 +379,12 @@ def check_lifecycle_online(
     report = Report(display(lifecycle.path))
     contacts = hubspot_schema.get("contacts")
     stage_property = contacts.fields.get("lifecyclestage") if contacts else None
+    picklists: dict[str, tuple[FieldInfo, set[str]]] = {}
+    for obj in ("Lead", "Contact"):
+        schema = salesforce_schema.get(obj)
+        field = _lookup(schema, "Lifecycle_Stage__c") if schema is not None else None
+        if field is not None and field.options:
+            picklists[obj] = (field, {option.casefold() for option in field.options})
     for index, stage in enumerate(lifecycle.stages, start=1):
         where = f"stages.{index}"
         if stage_property is not None and stage_property.options and (
@@ -391,12 +397,8 @@ def check_lifecycle_online(
                 f"{suggestion(stage.hubspot, stage_property.options)} Add the stage in HubSpot "
                 "(Settings > Objects > Contacts > Lifecycle stage), or give its internal value.",
             )
-        for obj in ("Lead", "Contact"):
-            schema = salesforce_schema.get(obj)
-            field = _lookup(schema, "Lifecycle_Stage__c") if schema is not None else None
-            if field is None or not field.options:
-                continue
-            if stage.salesforce.casefold() not in {o.casefold() for o in field.options}:
+        for obj, (field, accepted) in picklists.items():
+            if stage.salesforce.casefold() not in accepted:
                 report.add(
                     where,
                     "salesforce",
